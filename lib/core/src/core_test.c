@@ -1,0 +1,139 @@
+/* core_test.c - table-driven tests for uuid, ts, utf8 and cfg. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cruddur/cfg.h"
+#include "cruddur/ts.h"
+#include "cruddur/utf8.h"
+#include "cruddur/uuid.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                   \
+  do {                                                     \
+    if (!(cond)) {                                         \
+      failures++;                                          \
+      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);      \
+      fprintf(stderr, __VA_ARGS__);                        \
+      fputc('\n', stderr);                                 \
+    }                                                      \
+  } while (0)
+
+static void test_uuid(void) {
+  static const struct { const char *name, *s; int valid; } cases[] = {
+      {"canonical", "5ae290ed-55d1-47a0-bc6d-fe2bc2700399", 1},
+      {"upper case", "5AE290ED-55D1-47A0-BC6D-FE2BC2700399", 0},
+      {"short", "5ae290ed-55d1-47a0-bc6d-fe2bc270039", 0},
+      {"long", "5ae290ed-55d1-47a0-bc6d-fe2bc27003990", 0},
+      {"no dashes", "5ae290ed55d147a0bc6dfe2bc2700399xxxx", 0},
+      {"braces", "{ae290ed-55d1-47a0-bc6d-fe2bc270039}", 0},
+      {"empty", "", 0},
+      {"non-hex", "5ae290ed-55d1-47a0-bc6d-fe2bc270039g", 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    CHECK(uuid_valid(cases[i].s) == cases[i].valid, "uuid_valid(%s)", cases[i].name);
+  CHECK(!uuid_valid(NULL), "uuid_valid(NULL)");
+
+  char a[UUID_STR_LEN + 1], b[UUID_STR_LEN + 1];
+  CHECK(uuid_new(a) == 0 && uuid_new(b) == 0, "uuid_new");
+  CHECK(uuid_valid(a) && uuid_valid(b), "generated uuid valid: %s", a);
+  CHECK(strcmp(a, b) != 0, "two uuids differ");
+  CHECK(a[14] == '4', "version nibble 4: %s", a);
+  CHECK(strchr("89ab", a[19]) != NULL, "variant nibble: %s", a);
+}
+
+static void test_ts(void) {
+  static const struct { const char *name; long long us; const char *stored, *wire; } cases[] = {
+      {"epoch", 0, "1970-01-01T00:00:00.000000Z", "1970-01-01T00:00:00.000000+00:00"},
+      {"zero micros kept", 1679352731000000LL, "2023-03-20T22:52:11.000000Z",
+       "2023-03-20T22:52:11.000000+00:00"},
+      {"micros", 1679352731123456LL, "2023-03-20T22:52:11.123456Z",
+       "2023-03-20T22:52:11.123456+00:00"},
+      {"leap day", 951782400000001LL, "2000-02-29T00:00:00.000001Z",
+       "2000-02-29T00:00:00.000001+00:00"},
+      {"before epoch", -1, "1969-12-31T23:59:59.999999Z", "1969-12-31T23:59:59.999999+00:00"},
+      {"year end", 1735689599999999LL, "2024-12-31T23:59:59.999999Z",
+       "2024-12-31T23:59:59.999999+00:00"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char s[TS_STORED_LEN + 1], w[TS_WIRE_LEN + 1];
+    int64_t back = 0;
+    CHECK(ts_format_stored(cases[i].us, s) == 0 && strcmp(s, cases[i].stored) == 0,
+          "stored %s: %s", cases[i].name, s);
+    CHECK(ts_format_wire(cases[i].us, w) == 0 && strcmp(w, cases[i].wire) == 0,
+          "wire %s: %s", cases[i].name, w);
+    CHECK(strlen(s) == TS_STORED_LEN && strlen(w) == TS_WIRE_LEN, "width %s", cases[i].name);
+    CHECK(ts_parse_stored(cases[i].stored, &back) == 0 && back == cases[i].us,
+          "parse %s: %lld", cases[i].name, (long long)back);
+  }
+  static const char *bad[] = {
+      "2023-03-20T22:52:11.123456",       "2023-03-20T22:52:11.123456+00:00",
+      "2023-02-29T00:00:00.000000Z",      "2023-13-01T00:00:00.000000Z",
+      "2023-03-20 22:52:11.123456Z",      "2023-03-20T24:00:00.000000Z",
+      "2023-03-20T22:52:11.12345aZ",      "",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int64_t v = 42;
+    CHECK(ts_parse_stored(bad[i], &v) == -1 && v == 42, "reject \"%s\"", bad[i]);
+  }
+  char s[TS_STORED_LEN + 1] = "untouched";
+  CHECK(ts_format_stored(INT64_C(253402300800) * 1000000, s) == -1 &&
+            strcmp(s, "untouched") == 0, "year 10000 rejected");
+  /* Text order is time order across digits rolling over. */
+  char a[TS_STORED_LEN + 1], b[TS_STORED_LEN + 1];
+  ts_format_stored(999999, a);
+  ts_format_stored(1000000, b);
+  CHECK(strcmp(a, b) < 0, "sorts as text");
+  CHECK(ts_now_us() > INT64_C(1700000000000000), "clock sane");
+}
+
+static void test_utf8(void) {
+  static const struct { const char *name; const char *s; size_t len; long count; int blank; } cases[] = {
+      {"ascii", "hello", 5, 5, 0},
+      {"empty", "", 0, 0, 1},
+      {"spaces", " \t\r\n", 4, 4, 1},
+      {"nbsp + ideographic", "\xc2\xa0\xe3\x80\x80", 5, 2, 1},
+      {"zero width nbsp", "\xef\xbb\xbf", 3, 1, 1},
+      {"emoji", "\xf0\x9f\x98\x80", 4, 1, 0},
+      {"accented", "caf\xc3\xa9", 5, 4, 0},
+      {"overlong slash", "\xc0\xaf", 2, -1, 0},
+      {"surrogate", "\xed\xa0\x80", 3, -1, 0},
+      {"above max", "\xf4\x90\x80\x80", 4, -1, 0},
+      {"truncated", "\xe2\x82", 2, -1, 0},
+      {"lone continuation", "\x80", 1, -1, 0},
+      {"NUL inside", "a\0b", 3, -1, 0},
+      {"0xff", "\xff", 1, -1, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    CHECK(utf8_count(cases[i].s, cases[i].len) == cases[i].count, "count %s", cases[i].name);
+    if (cases[i].count >= 0)
+      CHECK(utf8_is_blank(cases[i].s, cases[i].len) == cases[i].blank, "blank %s", cases[i].name);
+  }
+}
+
+static void test_cfg(void) {
+  setenv("CORE_TEST_STR", "value", 1);
+  setenv("CORE_TEST_EMPTY", "", 1);
+  setenv("CORE_TEST_INT", "42", 1);
+  CHECK(strcmp(cfg_str("CORE_TEST_STR", "d"), "value") == 0, "cfg_str set");
+  CHECK(strcmp(cfg_str("CORE_TEST_EMPTY", "d"), "d") == 0, "cfg_str empty -> default");
+  CHECK(strcmp(cfg_str("CORE_TEST_UNSET", "d"), "d") == 0, "cfg_str unset -> default");
+  CHECK(cfg_int("CORE_TEST_INT", 1, 0, 100) == 42, "cfg_int");
+  CHECK(cfg_int("CORE_TEST_UNSET", 7, 0, 100) == 7, "cfg_int default");
+  const char *names[] = {"CORE_TEST_UNSET", "CORE_TEST_EMPTY", "CORE_TEST_STR", NULL};
+  CHECK(strcmp(cfg_first(names, "d"), "value") == 0, "cfg_first");
+}
+
+int main(void) {
+  test_uuid();
+  test_ts();
+  test_utf8();
+  test_cfg();
+  if (failures) {
+    fprintf(stderr, "core_test: %d failure(s)\n", failures);
+    return 1;
+  }
+  puts("core_test: all passed");
+  return 0;
+}

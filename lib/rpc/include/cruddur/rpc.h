@@ -1,0 +1,114 @@
+/* rpc.h - unary gRPC services on the gRPC C core, driven by protobuf-c.
+ *
+ * A service is its protoc-c ProtobufCServiceDescriptor plus a table of
+ * handlers indexed like descriptor->methods. The runtime registers every
+ * method, decodes requests, runs handlers on a fixed pool of worker threads,
+ * encodes responses, keeps a generic call armed so unknown methods answer
+ * UNIMPLEMENTED at once, serves grpc.health.v1.Health and server reflection
+ * (v1 and v1alpha) from the embedded descriptor set, logs one JSON line per
+ * RPC, and drains in-flight calls on SIGTERM/SIGINT.
+ *
+ * Threads: one thread drains the completion queue and never blocks; handlers
+ * run on the worker pool and may block (database, HTTP).
+ */
+#ifndef CRUDDUR_RPC_H
+#define CRUDDUR_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+
+typedef struct rpc_server rpc_server;
+typedef struct rpc_call rpc_call;
+
+/* A unary handler. `req` is the decoded request (never NULL; an empty request
+ * is a message with default fields). `resp` is a zero-initialised response
+ * message of the method's output type, already passed through its init
+ * function; fill it in. Everything hung off `resp` (strings, repeated arrays,
+ * sub-messages) must come from rpc_call_alloc()/rpc_call_strdup() or be static:
+ * the call owns it and frees it after the response is sent.
+ * Return GRPC_STATUS_OK, or an error code after rpc_call_fail() (whose return
+ * value is that code). On error `resp` is not sent. */
+typedef grpc_status_code (*rpc_handler_fn)(rpc_call *call,
+                                           const ProtobufCMessage *req,
+                                           ProtobufCMessage *resp);
+
+typedef struct rpc_service {
+  const ProtobufCServiceDescriptor *desc; /* reference, static */
+  const rpc_handler_fn *handlers;         /* desc->n_methods entries, by index */
+} rpc_service;
+
+/* Health: return 1 when the service's own dependency is reachable, else 0.
+ * Called from a worker thread; may block briefly (it should cache). */
+typedef int (*rpc_health_fn)(void *user);
+
+typedef struct rpc_server_config {
+  const char *listen;          /* "127.0.0.1:50051"; required */
+  const rpc_service *services; /* array of n_services; reference, must outlive the server */
+  size_t n_services;
+  int workers;                 /* handler threads; <= 0 means the number of cores */
+  int queue_max;               /* pending calls before RESOURCE_EXHAUSTED; <= 0 means 1024 */
+  int drain_ms;                /* graceful shutdown budget; <= 0 means 10000 */
+  int max_recv_bytes;          /* request size cap; <= 0 means 1 MiB */
+  rpc_health_fn health;        /* NULL means always SERVING */
+  void *user;                  /* passed to health and available to handlers */
+} rpc_server_config;
+
+/* Creates the server, binds `listen` (SO_REUSEPORT off, so a busy port fails)
+ * and starts the poller and workers. On success *out is set and the caller
+ * owns the server (rpc_server_destroy). On failure returns -1, writes one line
+ * naming the reason to stderr, and allocates nothing. */
+int rpc_server_start(const rpc_server_config *cfg, rpc_server **out);
+
+/* The port actually bound (useful with "127.0.0.1:0"). */
+int rpc_server_port(const rpc_server *srv);
+
+/* Blocks until SIGTERM or SIGINT (or rpc_server_shutdown from another thread),
+ * then stops accepting, lets in-flight calls finish within drain_ms, cancels
+ * what is left, and returns. Installs its own signal handling; call once. */
+void rpc_server_wait(rpc_server *srv);
+
+/* Asks rpc_server_wait to return (same drain as a signal). Thread-safe. */
+void rpc_server_shutdown(rpc_server *srv);
+
+/* Frees everything. The server must have been drained by rpc_server_wait.
+ * NULL is a no-op. */
+void rpc_server_destroy(rpc_server *srv);
+
+/* ---- inside a handler ------------------------------------------------- */
+
+/* Zeroed memory owned by the call, freed after the response is sent.
+ * Aborts the process on out-of-memory (as gRPC core itself does). */
+void *rpc_call_alloc(rpc_call *call, size_t n);
+/* Copy of s (NULL gives NULL) owned by the call. */
+char *rpc_call_strdup(rpc_call *call, const char *s);
+/* Copy of the first n bytes of s plus a NUL, owned by the call. */
+char *rpc_call_strndup(rpc_call *call, const char *s, size_t n);
+
+/* A sub-message of type `desc`, initialised, owned by the call. */
+ProtobufCMessage *rpc_call_new_message(rpc_call *call,
+                                       const ProtobufCMessageDescriptor *desc);
+
+/* Records the status message sent with an error status and returns `code`.
+ * The text must not contain secrets or message text; it is logged. */
+grpc_status_code rpc_call_fail(rpc_call *call, grpc_status_code code,
+                               const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The caller's x-request-id metadata ("" when absent or malformed). */
+const char *rpc_call_request_id(const rpc_call *call);
+
+/* Milliseconds until the call's deadline (INT64_MAX/2 when none, 0 when
+ * passed). Use it to bound upstream calls. */
+int64_t rpc_call_remaining_ms(const rpc_call *call);
+
+/* cfg->user of the server. */
+void *rpc_call_user(const rpc_call *call);
+
+/* ---- status helpers ---------------------------------------------------- */
+
+/* "OK", "INVALID_ARGUMENT", ... for logs; never NULL. */
+const char *rpc_status_name(grpc_status_code code);
+
+#endif

@@ -1,0 +1,50 @@
+/* rpc_client.h - unary gRPC calls from C, one channel per upstream.
+ *
+ * A channel is thread-safe and meant to live for the process. Each call
+ * uses its own completion queue (pluck), so any thread may call at any time.
+ */
+#ifndef CRUDDUR_RPC_CLIENT_H
+#define CRUDDUR_RPC_CLIENT_H
+
+#include <stdint.h>
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+
+typedef struct rpc_channel rpc_channel;
+
+/* The outcome of a call. `message` is the server's status message (or a local
+ * reason such as "deadline exceeded"), truncated to fit. */
+typedef struct rpc_status {
+  grpc_status_code code;
+  char message[256];
+} rpc_status;
+
+/* Opens an insecure channel to `target` ("127.0.0.1:50051", "dns:///svc:50051").
+ * Returns NULL only on out-of-memory or an empty target. Free with
+ * rpc_channel_close. Connection happens lazily. */
+rpc_channel *rpc_channel_open(const char *target);
+
+/* Closes and frees the channel. NULL is a no-op. */
+void rpc_channel_close(rpc_channel *ch);
+
+/* Calls `method` (its name as in the .proto, e.g. "GetUser") of `svc` with
+ * `req`, waiting at most timeout_ms. `request_id` (may be NULL or "") is sent
+ * as x-request-id metadata.
+ * On GRPC_STATUS_OK, *resp is the decoded response, owned by the caller: free
+ * with protobuf_c_message_free_unpacked(*resp, NULL). On any other status
+ * *resp is left NULL. `st` (may be NULL) receives code and message. Returns
+ * the status code. An unknown method name is GRPC_STATUS_UNIMPLEMENTED. */
+grpc_status_code rpc_unary(rpc_channel *ch,
+                           const ProtobufCServiceDescriptor *svc,
+                           const char *method,
+                           const ProtobufCMessage *req,
+                           ProtobufCMessage **resp,
+                           int64_t timeout_ms,
+                           const char *request_id,
+                           rpc_status *st);
+
+/* grpc.health.v1.Health/Check for `service` ("" for the server as a whole).
+ * Returns 1 when SERVING, 0 otherwise (including errors and timeouts). */
+int rpc_health_check(rpc_channel *ch, const char *service, int64_t timeout_ms);
+
+#endif
