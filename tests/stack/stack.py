@@ -31,6 +31,8 @@ DEV_PASSWORD = "Cruddur-dev-1"
 REGION = "us-east-1"
 TEST_PAGE_SECRET = "test-page-token-secret-0123456789abcdef"
 OUR_BINARIES = ("users-svc", "messages-svc", "gateway")
+PORT_VARS = {"postgres": "POSTGRES_PORT", "dynalite": "DYNALITE_PORT", "cognito": "COGNITO_PORT",
+             "users": "USERS_PORT", "messages": "MESSAGES_PORT", "gateway": "GATEWAY_PORT"}
 
 
 def free_port():
@@ -173,8 +175,8 @@ class Stack:
         if name not in self.ports:
             p = self.fixed_ports.get(name) or free_port()
             if name in self.fixed_ports and port_busy(p):
-                raise StackError("port %d for %s is busy (set %s_PORT to another port)" % (
-                    p, name, name.upper()))
+                raise StackError("port %d for %s is busy: set %s to another port" % (
+                    p, name, PORT_VARS.get(name, name.upper() + "_PORT")))
             self.ports[name] = p
         return self.ports[name]
 
