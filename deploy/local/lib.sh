@@ -25,6 +25,11 @@ ensure_packages() {
 # ensure_node_modules: dynalite and cognito-local, pinned by package-lock.json.
 ensure_node_modules() {
   local dir="$CRUDDUR_ROOT/deploy/local"
+  # Node may come from Debian or from another packaging of node that bundles
+  # npm; only install Debian's when there is none at all.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    ensure_packages <(printf 'nodejs\nnpm\n')
+  fi
   local stamp="$dir/node_modules/.lock-stamp"
   if [ -x "$dir/node_modules/.bin/dynalite" ] && [ -x "$dir/node_modules/.bin/cognito-local" ] &&
      [ -f "$stamp" ] && cmp -s "$stamp" "$dir/package-lock.json"; then
