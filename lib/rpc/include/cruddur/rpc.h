@@ -66,7 +66,10 @@ int rpc_server_port(const rpc_server *srv);
 
 /* Blocks until SIGTERM or SIGINT (or rpc_server_shutdown from another thread),
  * then stops accepting, lets in-flight calls finish within drain_ms, cancels
- * what is left, and returns. Installs its own signal handling; call once. */
+ * what is left, waits for running handlers to return, and returns. The signal
+ * handling is installed by rpc_server_start (so a signal during start-up is
+ * not lost); SIGTERM and SIGINT are blocked in the server's threads, so a
+ * child process started from a handler inherits that mask. Call once. */
 void rpc_server_wait(rpc_server *srv);
 
 /* Asks rpc_server_wait to return (same drain as a signal). Thread-safe. */

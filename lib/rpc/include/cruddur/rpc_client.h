@@ -33,7 +33,10 @@ void rpc_channel_close(rpc_channel *ch);
  * On GRPC_STATUS_OK, *resp is the decoded response, owned by the caller: free
  * with protobuf_c_message_free_unpacked(*resp, NULL). On any other status
  * *resp is left NULL. `st` (may be NULL) receives code and message. Returns
- * the status code. An unknown method name is GRPC_STATUS_UNIMPLEMENTED. */
+ * the status code. An unknown method name is GRPC_STATUS_UNIMPLEMENTED.
+ * timeout_ms <= 0 answers DEADLINE_EXCEEDED without sending anything, so a
+ * handler can pass rpc_call_remaining_ms() straight through. A malformed
+ * request_id is not sent (the call still goes). */
 grpc_status_code rpc_unary(rpc_channel *ch,
                            const ProtobufCServiceDescriptor *svc,
                            const char *method,

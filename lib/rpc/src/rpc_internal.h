@@ -1,0 +1,183 @@
+/* rpc_internal.h - what server.c, health.c and reflection.c share.
+ *
+ * Not installed: callers use cruddur/rpc.h. Names with the rpc__ prefix are
+ * internal to lib/rpc.
+ */
+#ifndef CRUDDUR_RPC_INTERNAL_H
+#define CRUDDUR_RPC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <grpc/grpc.h>
+
+#include "cruddur/rpc.h"
+
+/* Largest x-request-id we accept (longer ones are treated as absent). */
+#define RPC_REQUEST_ID_MAX 128
+
+/* What a completion-queue event is about. Every tag handed to gRPC is one of
+ * these, embedded in the object it belongs to, so the poller can find the
+ * owner without a lookup table. */
+typedef enum {
+  RPC_TAG_REQUEST,  /* an armed registered request accepted a call (or failed) */
+  RPC_TAG_GENERIC,  /* the armed generic request accepted a call (or failed) */
+  RPC_TAG_FINISH,   /* the final batch of a unary or generic call completed */
+  RPC_TAG_STREAM,   /* one batch of a reflection stream completed */
+  RPC_TAG_SHUTDOWN, /* grpc_server_shutdown_and_notify finished */
+} rpc_tag_kind;
+
+typedef struct rpc_tag {
+  rpc_tag_kind kind;
+} rpc_tag;
+
+typedef enum {
+  RPC_METHOD_UNARY,        /* request read by the server, handler on a worker */
+  RPC_METHOD_REFLECTION,   /* bidirectional stream driven by the poller */
+} rpc_method_kind;
+
+/* One registered method. */
+typedef struct rpc_method {
+  char *path;                            /* owned: "/pkg.Svc/Method" */
+  void *handle;                          /* from grpc_server_register_method */
+  rpc_method_kind kind;
+  const ProtobufCMethodDescriptor *desc; /* reference, static */
+  rpc_handler_fn handler;                /* unary only */
+} rpc_method;
+
+/* A bump arena: blocks chained, freed together. */
+typedef struct rpc_arena_block rpc_arena_block;
+typedef struct rpc_arena {
+  rpc_arena_block *head;
+  size_t total; /* bytes handed out, for the cap */
+} rpc_arena;
+
+/* Reflection stream states. */
+typedef enum {
+  RPC_STREAM_RECV,   /* waiting for the next request (or half-close) */
+  RPC_STREAM_SEND,   /* sending one response */
+  RPC_STREAM_STATUS, /* final status sent, waiting for the close */
+} rpc_stream_state;
+
+/* One call, from the moment a request is armed until its final batch
+ * completes. It owns everything for the call; at most one batch is
+ * outstanding at a time, so one embedded tag is enough. */
+struct rpc_call {
+  rpc_tag tag;                 /* first member: the tag is the call */
+  rpc_server *srv;             /* reference */
+  const rpc_method *method;    /* reference; NULL for the generic slot */
+  grpc_call *call;             /* owned once accepted; grpc_call_unref */
+  gpr_timespec deadline;
+  grpc_metadata_array recv_md; /* owned; grpc_metadata_array_destroy */
+  grpc_call_details details;   /* generic slot only; grpc_call_details_destroy */
+  grpc_byte_buffer *recv_buf;  /* owned; grpc_byte_buffer_destroy */
+  grpc_byte_buffer *send_buf;  /* owned; grpc_byte_buffer_destroy */
+  grpc_metadata send_md[1];    /* x-request-id echo (value slice owned) */
+  size_t n_send_md;
+  grpc_slice status_slice;     /* owned when has_status_slice */
+  int has_status_slice;
+  grpc_status_code status;
+  const char *status_msg;      /* arena or static */
+  int cancelled;               /* from GRPC_OP_RECV_CLOSE_ON_SERVER */
+  int64_t start_us;            /* monotonic, when the call was accepted */
+  char request_id[RPC_REQUEST_ID_MAX + 1];
+  char *log_method;            /* generic slot: owned copy of the path */
+  rpc_stream_state stream_state;
+  int stream_v1alpha;          /* reflection: which version (for logs only) */
+  rpc_arena arena;
+};
+
+struct rpc_reflection;
+
+struct rpc_server {
+  rpc_server_config cfg;       /* copy; pointers inside are references */
+  grpc_server *server;         /* owned */
+  grpc_completion_queue *cq;   /* owned; NEXT queue drained by the poller */
+  int port;
+  rpc_method *methods;         /* owned array of n_methods */
+  size_t n_methods;
+  struct rpc_reflection *refl; /* owned */
+
+  pthread_t poller;
+  int poller_started;
+  pthread_t *workers;          /* owned array of n_workers */
+  int n_workers;
+
+  /* Work queue (bounded ring) and lifecycle flags, guarded by mu. */
+  pthread_mutex_t mu;
+  pthread_cond_t work_cv;      /* workers wait for work or stop */
+  pthread_cond_t state_cv;     /* rpc_server_wait waits for shutdown_done */
+  rpc_call **queue;
+  size_t q_cap, q_head, q_len;
+  int workers_stop;
+  int busy;                    /* handlers running now */
+  int shutting_down;           /* no re-arming once set */
+  int shutdown_done;           /* the shutdown tag completed */
+  atomic_int cancelled_all;    /* drain budget exhausted */
+
+  rpc_tag shutdown_tag;
+  int wake_pipe[2];            /* signals and rpc_server_shutdown write here */
+  int drained;
+  int cq_shut;                 /* grpc_completion_queue_shutdown called */
+  int grpc_inited;             /* grpc_init called (grpc_shutdown owed) */
+  int owns_signals;            /* our handler points at wake_pipe */
+};
+
+/* ---- arena (server.c) ---- */
+void rpc__arena_free(rpc_arena *a);
+
+/* ---- calls (server.c) ---- */
+
+/* Starts the final batch of a unary or generic call: initial metadata (with
+ * the x-request-id echo), the response when code is OK and send_buf is set,
+ * the status with `msg` (copied), and the close. Any thread. On a
+ * start_batch error the call is freed here. */
+void rpc__call_finish(rpc_call *c, grpc_status_code code, const char *msg);
+
+/* Frees everything the call owns (gRPC objects with their own functions)
+ * and the call itself. Only when no batch is outstanding. */
+void rpc__call_free(rpc_call *c);
+
+/* 1 when p[0..n) is a usable x-request-id: 1 to 128 of [A-Za-z0-9._-]. */
+int rpc__request_id_valid(const unsigned char *p, size_t n);
+
+/* Writes one log line for the call. */
+void rpc__call_log(rpc_call *c);
+
+/* 1 when the call's deadline has passed. */
+int rpc__call_expired(const rpc_call *c);
+
+/* Fills c->send_md with the x-request-id echo when there is one. */
+void rpc__call_prepare_md(rpc_call *c);
+
+/* Routes gRPC core's log lines through log_msg (JSON). Idempotent. */
+void rpc__grpc_log_setup(void);
+
+/* ---- health (health.c) ---- */
+
+/* The handler for a grpc.health.v1.Health method name, or NULL. */
+rpc_handler_fn rpc__health_handler(const char *method_name);
+
+/* ---- reflection (reflection.c) ---- */
+
+/* Parses the embedded descriptor set and indexes its symbols. Returns 0 and
+ * sets *out, or -1 with a line on stderr. `names` (n entries, references)
+ * are the services to list. Free with rpc__reflection_free. */
+int rpc__reflection_new(const char *const *names, size_t n,
+                        struct rpc_reflection **out);
+void rpc__reflection_free(struct rpc_reflection *r);
+
+/* Starts a newly accepted reflection stream (poller thread). */
+void rpc__reflection_begin(rpc_call *c);
+/* Advances a stream after one of its batches completed (poller thread). */
+void rpc__reflection_step(rpc_call *c, int ok);
+
+/* Answers one serialized ServerReflectionRequest (v1 and v1alpha share the
+ * wire format). Returns 0 and sets *out to a new byte buffer (caller
+ * destroys), or -1 when the request cannot be decoded. For tests too. */
+int rpc__reflection_answer(const struct rpc_reflection *r, const uint8_t *req,
+                           size_t len, grpc_byte_buffer **out);
+
+#endif
