@@ -10,6 +10,7 @@
 #ifndef CRUDDUR_AWS_H
 #define CRUDDUR_AWS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
@@ -38,7 +39,11 @@ typedef struct aws_client_config {
   const char *content_type; /* "application/x-amz-json-1.0" or "...-1.1" */
   const char *endpoint;     /* "http://127.0.0.1:8000"; NULL means the regional default */
   const char *region;       /* required */
-  const char *access_key;   /* NULL with secret_key NULL: unsigned requests (local emulators) */
+  const char *access_key;   /* NULL with secret_key NULL: for a local endpoint
+                             (aws_endpoint_is_local) fixed dummy credentials
+                             "local"/"local" (dynalite wants an AWS4
+                             Authorization header but checks nothing); for
+                             AWS, the web-identity / container chain below */
   const char *secret_key;
   const char *session_token;/* may be NULL */
   int max_attempts;         /* <= 0 means 4 */
@@ -46,20 +51,30 @@ typedef struct aws_client_config {
   int max_backoff_ms;       /* <= 0 means 1000 */
 } aws_client_config;
 
-/* Creates a client; strings are copied. Returns NULL on out-of-memory or a
- * missing service/region/target/content type. Free with aws_client_free. */
+/* Creates a client; strings are copied. Returns NULL on out-of-memory, a
+ * missing service/region/target/content type, or (one line on stderr) no
+ * usable credentials for a non-local endpoint. Free with aws_client_free. */
 aws_client *aws_client_new(const aws_client_config *cfg);
 
 /* Frees the client. Per-thread curl handles are freed when their thread
- * exits or here for the calling thread. NULL is a no-op. */
+ * exits, or here for all threads: call it only once no thread uses the client
+ * any more (threads may still be alive). NULL is a no-op. */
 void aws_client_free(aws_client *c);
 
 /* Builds a client for `service` from the environment with the AWS SDK
  * conventions: endpoint from AWS_ENDPOINT_URL_<SERVICE_ID> (e.g.
  * AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER), then
  * AWS_ENDPOINT_URL, else https://<service>.<region>.amazonaws.com; region from
- * AWS_REGION, then AWS_DEFAULT_REGION (required); credentials from
- * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN.
+ * AWS_REGION, then AWS_DEFAULT_REGION (required); credentials in the SDKs'
+ * order: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; then
+ * web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
+ * [+ AWS_ROLE_SESSION_NAME], exchanged with STS AssumeRoleWithWebIdentity at
+ * AWS_ENDPOINT_URL_STS or https://sts.<region>.amazonaws.com); then container
+ * credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI or _RELATIVE_URI, with
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE / AWS_CONTAINER_AUTHORIZATION_TOKEN);
+ * then, for a local endpoint only, dummy credentials "local"/"local".
+ * Fetched credentials are refreshed 5 minutes before they expire; they are
+ * fetched on the first call, not here. Credentials are never logged.
  * `service_env_id` is the SDK's env suffix ("DYNAMODB",
  * "COGNITO_IDENTITY_PROVIDER"). Returns NULL and writes one line to stderr
  * when the environment is unusable. */
@@ -70,10 +85,21 @@ aws_client *aws_client_from_env(const char *service, const char *service_env_id,
 /* The endpoint in use (for logs and the "local endpoint" check). */
 const char *aws_client_endpoint(const aws_client *c);
 
-/* Calls operation `op` (e.g. "Query") with the JSON `body` (not consumed),
- * within timeout_ms in all, retries included. On AWS_OK, *out is the parsed
- * answer, owned by the caller (cJSON_Delete). On error *out is untouched and
- * `err` (may be NULL) says why. Thread-safe. */
+/* Where the credentials come from, for start-up logs: "env", "config",
+ * "web-identity", "container" or "local-dummy". Static string. */
+const char *aws_client_credential_source(const aws_client *c);
+
+/* True when `url` is a local stand-in rather than AWS: a plain http:// URL
+ * (AWS endpoints are always https) or a loopback host. */
+bool aws_endpoint_is_local(const char *url);
+
+/* Calls operation `op` (e.g. "Query") with the JSON `body` (not consumed;
+ * NULL sends {}), within timeout_ms in all, retries included (transport
+ * failures, 5xx, 429 and throttling names are retried; other 4xx are not).
+ * Answers above 16 MiB are AWS_E_PROTOCOL. Failing to get credentials is
+ * AWS_E_UNREACHABLE with name "CredentialsUnavailable". On AWS_OK, *out is
+ * the parsed answer (a JSON object), owned by the caller (cJSON_Delete). On
+ * error *out is untouched and `err` (may be NULL) says why. Thread-safe. */
 aws_code aws_call(aws_client *c, const char *op, const cJSON *body,
                   int64_t timeout_ms, cJSON **out, aws_error *err);
 
