@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Benchmark of users-svc GetUser by handle (not a test; see users-svc/README.md).
+#
+#   tests/bench/users.sh [-c CONCURRENCY] [-n CALLS] [-T PGBENCH_SECONDS]
+#
+# Builds an optimised, sanitizer-free build in build/bench, starts PostgreSQL
+# and users-svc on free ports (tests/stack), then measures in the same run:
+#   1. users_bench: CONCURRENCY threads calling GetUser over gRPC on loopback
+#      until CALLS calls (calls/s, p50, p99, users-svc RSS at 10k and 200k);
+#   2. pgbench -M prepared -c CONCURRENCY with the same SELECT users-svc runs;
+# and prints the ratio gRPC calls/s / pgbench transactions/s.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CONC=4
+CALLS=200000
+PG_SECONDS=15
+while getopts "c:n:T:" o; do
+  case $o in
+    c) CONC=$OPTARG ;;
+    n) CALLS=$OPTARG ;;
+    T) PG_SECONDS=$OPTARG ;;
+    *) echo "usage: $0 [-c CONCURRENCY] [-n CALLS] [-T PGBENCH_SECONDS]" >&2; exit 2 ;;
+  esac
+done
+BUILD=${CRUDDUR_BENCH_BUILD:-$ROOT/build/bench}
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCRUDDUR_SANITIZE=OFF >/dev/null
+cmake --build "$BUILD" --target users-svc users_bench -j "$(nproc)" >/dev/null
+
+export CRUDDUR_SOURCE_DIR=$ROOT CRUDDUR_BUILD_DIR=$BUILD BENCH_CONC=$CONC BENCH_CALLS=$CALLS \
+  BENCH_PG_SECONDS=$PG_SECONDS
+exec /usr/bin/python3 - <<'PY'
+import os, subprocess, sys, tempfile
+sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "stack"))
+from stack import Stack, pg_bindir
+
+conc = int(os.environ["BENCH_CONC"])
+calls = int(os.environ["BENCH_CALLS"])
+pg_secs = int(os.environ["BENCH_PG_SECONDS"])
+build = os.environ["CRUDDUR_BUILD_DIR"]
+# The statement users-svc prepares for GetUser by handle (src/usr_db.c).
+SQL = ("SELECT uuid::text, handle, display_name, coalesce(cognito_user_id, ''),"
+       " (extract(epoch FROM created_at) * 1000000)::int8"
+       " FROM users WHERE lower(handle) = lower(:h);\n")
+
+with Stack() as s:
+    s.postgres()
+    s.users_svc(migrate=True, seed=True,
+                env={"RPC_WORKERS": str(conc), "PG_POOL_SIZE": str(conc), "LOG_LEVEL": "warn"})
+    pid = s.procs["users-svc"].pid
+    r = subprocess.run([os.path.join(build, "users-svc", "users_bench"), "-a", s.users_addr,
+                        "-c", str(conc), "-n", str(calls), "-T", "300", "-p", str(pid)],
+                       capture_output=True, text=True, check=True)
+    g = dict(l.split("=", 1) for l in r.stdout.split())
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(SQL.replace(":h", "'andrewbrown'"))
+        script = f.name
+    pb = subprocess.run([os.path.join(pg_bindir(), "pgbench"), "-n", "-M", "prepared",
+                         "-c", str(conc), "-j", str(conc), "-T", str(pg_secs), "-f", script,
+                         s.pg_url], capture_output=True, text=True, check=True)
+    os.unlink(script)
+    tps = lat = None
+    for line in pb.stdout.splitlines():
+        if line.startswith("tps ="):
+            tps = float(line.split()[2])
+        if line.startswith("latency average"):
+            lat = line.split("=")[1].strip()
+    print("users-svc GetUser by handle over gRPC (%d threads, %s calls in %s s)" % (
+        conc, g["calls"], g["seconds"]))
+    print("  calls/s %s   p50 %s us   p99 %s us   p99.9 %s us   errors %s" % (
+        g["calls_per_s"], g["p50_us"], g["p99_us"], g["p999_us"], g["errors"]))
+    print("  users-svc RSS: start %s kB, after 10k calls %s kB, after 200k calls %s kB (%s%%)" % (
+        g.get("rss_start_kb"), g.get("rss_10k_kb"), g.get("rss_200k_kb"),
+        g.get("rss_growth_pct", "n/a")))
+    print("pgbench -M prepared -c %d -T %d, same SELECT" % (conc, pg_secs))
+    print("  tps %.0f   latency average %s" % (tps, lat))
+    print("ratio gRPC/pgbench: %.2f" % (float(g["calls_per_s"]) / tps))
+PY
