@@ -1,0 +1,485 @@
+/* store.c - DynamoDB requests behind patterns A to E. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cruddur/ts.h"
+#include "cruddur/uuid.h"
+
+/* ---- small JSON helpers --------------------------------------------------- */
+
+int64_t store_budget_ms(int64_t deadline) {
+  int64_t left = deadline - ts_mono_us();
+  return left <= 0 ? 0 : (left + 999) / 1000;
+}
+
+int store_is_condfail(const aws_error *err) {
+  return err->code == AWS_E_CLIENT && strcmp(err->name, "ConditionalCheckFailedException") == 0;
+}
+
+const char *store_attr_s(const cJSON *item, const char *name) {
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(item, name);
+  const cJSON *s = a ? cJSON_GetObjectItemCaseSensitive(a, "S") : NULL;
+  return cJSON_IsString(s) ? s->valuestring : NULL;
+}
+
+int store_add_s(cJSON *obj, const char *name, const char *value) {
+  cJSON *a = cJSON_CreateObject();
+  if (a == NULL) return -1;
+  if (cJSON_AddStringToObject(a, "S", value) == NULL || !cJSON_AddItemToObject(obj, name, a)) {
+    cJSON_Delete(a);
+    return -1;
+  }
+  return 0;
+}
+
+static int add_n(cJSON *obj, const char *name, long long v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%lld", v);
+  cJSON *a = cJSON_CreateObject();
+  if (a == NULL) return -1;
+  if (cJSON_AddStringToObject(a, "N", buf) == NULL || !cJSON_AddItemToObject(obj, name, a)) {
+    cJSON_Delete(a);
+    return -1;
+  }
+  return 0;
+}
+
+static int add_bool(cJSON *obj, const char *name, int v) {
+  cJSON *a = cJSON_CreateObject();
+  if (a == NULL) return -1;
+  if (cJSON_AddBoolToObject(a, "BOOL", v) == NULL || !cJSON_AddItemToObject(obj, name, a)) {
+    cJSON_Delete(a);
+    return -1;
+  }
+  return 0;
+}
+
+static cJSON *body_new(store *s) {
+  cJSON *b = cJSON_CreateObject();
+  if (b && cJSON_AddStringToObject(b, "TableName", s->table) == NULL) {
+    cJSON_Delete(b);
+    return NULL;
+  }
+  return b;
+}
+
+static cJSON *add_obj(cJSON *parent, const char *name) {
+  return cJSON_AddObjectToObject(parent, name);
+}
+
+static void set_nomem(aws_error *err) {
+  memset(err, 0, sizeof *err);
+  err->code = AWS_E_NOMEM;
+}
+
+/* Runs one call with the time left; consumes `body`. */
+static int run(store *s, const char *op, cJSON *body, int bad_build, int64_t deadline, cJSON **out,
+               aws_error *err) {
+  if (body == NULL || bad_build) {
+    cJSON_Delete(body);
+    set_nomem(err);
+    return STORE_ERR;
+  }
+  int64_t ms = store_budget_ms(deadline);
+  if (ms <= 0) {
+    cJSON_Delete(body);
+    memset(err, 0, sizeof *err);
+    err->code = AWS_E_TIMEOUT;
+    return STORE_ERR;
+  }
+  cJSON *resp = NULL;
+  memset(err, 0, sizeof *err);
+  aws_code rc = aws_call(s->ddb, op, body, ms, &resp, err);
+  cJSON_Delete(body);
+  if (rc != AWS_OK) {
+    err->code = rc;
+    return STORE_ERR;
+  }
+  if (out)
+    *out = resp;
+  else
+    cJSON_Delete(resp);
+  return STORE_OK;
+}
+
+static int copy_str(char *dst, size_t cap, const char *src) {
+  if (src == NULL) return -1;
+  size_t n = strlen(src);
+  if (n >= cap) return -1;
+  memcpy(dst, src, n + 1);
+  return 0;
+}
+
+/* ---- messages ------------------------------------------------------------- */
+
+int store_msg_prepare(store_msg *m, const char *group, const store_party *sender,
+                      const char *text) {
+  store_msg t;
+  memset(&t, 0, sizeof t);
+  if (copy_str(t.group, sizeof t.group, group) != 0 || copy_str(t.text, sizeof t.text, text) != 0 ||
+      uuid_new(t.message_uuid) != 0)
+    return -1;
+  t.sender = *sender;
+  t.created_us = ts_now_us();
+  if (keys_msg_sk(t.created_us, t.message_uuid, t.sk) != 0) return -1;
+  *m = t;
+  return 0;
+}
+
+static int msg_attrs(cJSON *item, const store_msg *m) {
+  char pk[KEYS_PK_MAX + 1], ts[TS_STORED_LEN + 1];
+  keys_pk("MSG#", m->group, pk);
+  if (ts_format_stored(m->created_us, ts) != 0) return -1;
+  int bad = 0;
+  bad |= store_add_s(item, "pk", pk);
+  bad |= store_add_s(item, "sk", m->sk);
+  bad |= store_add_s(item, "message_uuid", m->message_uuid);
+  bad |= store_add_s(item, "message", m->text);
+  bad |= store_add_s(item, "user_uuid", m->sender.uuid);
+  bad |= store_add_s(item, "user_handle", m->sender.handle);
+  bad |= store_add_s(item, "user_display_name", m->sender.display_name);
+  bad |= store_add_s(item, "created_at", ts);
+  return bad ? -1 : 0;
+}
+
+int store_message_put(store *s, const store_msg *m, int64_t deadline, aws_error *err) {
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    cJSON *item = add_obj(b, "Item");
+    bad |= item == NULL || msg_attrs(item, m) != 0;
+    bad |= cJSON_AddStringToObject(b, "ConditionExpression", "attribute_not_exists(pk)") == NULL;
+  }
+  int rc = run(s, "PutItem", b, bad, deadline, NULL, err);
+  if (rc == STORE_ERR && store_is_condfail(err)) return STORE_NO;
+  return rc;
+}
+
+int store_msg_from_item(const cJSON *item, store_msg *out) {
+  store_msg t;
+  memset(&t, 0, sizeof t);
+  const char *pk = store_attr_s(item, "pk");
+  const char *sk = store_attr_s(item, "sk");
+  if (pk == NULL || strncmp(pk, "MSG#", 4) != 0 || !uuid_valid(pk + 4)) return -1;
+  memcpy(t.group, pk + 4, 37);
+  if (copy_str(t.sk, sizeof t.sk, sk) != 0 || keys_msg_sk_parse(sk, &t.created_us, NULL) != 0)
+    return -1;
+  if (copy_str(t.message_uuid, sizeof t.message_uuid, store_attr_s(item, "message_uuid")) ||
+      copy_str(t.text, sizeof t.text, store_attr_s(item, "message")) ||
+      copy_str(t.sender.uuid, sizeof t.sender.uuid, store_attr_s(item, "user_uuid")) ||
+      copy_str(t.sender.handle, sizeof t.sender.handle, store_attr_s(item, "user_handle")) ||
+      copy_str(t.sender.display_name, sizeof t.sender.display_name,
+               store_attr_s(item, "user_display_name")))
+    return -1;
+  *out = t;
+  return 0;
+}
+
+int store_msg_view_of(const cJSON *item, store_msg_view *v) {
+  store_msg_view t;
+  t.sk = store_attr_s(item, "sk");
+  t.message_uuid = store_attr_s(item, "message_uuid");
+  t.text = store_attr_s(item, "message");
+  t.user_uuid = store_attr_s(item, "user_uuid");
+  t.user_handle = store_attr_s(item, "user_handle");
+  t.user_display_name = store_attr_s(item, "user_display_name");
+  if (!t.message_uuid || !t.text || !t.user_uuid || !t.user_handle || !t.user_display_name ||
+      keys_msg_sk_parse(t.sk, &t.created_us, NULL) != 0)
+    return -1;
+  *v = t;
+  return 0;
+}
+
+int store_messages_query(store *s, const char *group, int limit, const char *start_sk, int forward,
+                         int64_t deadline, cJSON **resp, aws_error *err) {
+  char pk[KEYS_PK_MAX + 1];
+  keys_pk("MSG#", group, pk);
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    bad |= cJSON_AddStringToObject(b, "KeyConditionExpression", "pk = :pk") == NULL;
+    cJSON *v = add_obj(b, "ExpressionAttributeValues");
+    bad |= v == NULL || store_add_s(v, ":pk", pk) != 0;
+    bad |= cJSON_AddBoolToObject(b, "ScanIndexForward", forward) == NULL;
+    bad |= cJSON_AddBoolToObject(b, "ConsistentRead", 1) == NULL;
+    bad |= cJSON_AddNumberToObject(b, "Limit", limit) == NULL;
+    if (start_sk && start_sk[0]) {
+      cJSON *k = add_obj(b, "ExclusiveStartKey");
+      bad |= k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", start_sk) != 0;
+    }
+  }
+  return run(s, "Query", b, bad, deadline, resp, err);
+}
+
+/* ---- group rows ----------------------------------------------------------- */
+
+int store_group_from_item(const cJSON *item, store_group *out) {
+  store_group t;
+  memset(&t, 0, sizeof t);
+  const char *sk = store_attr_s(item, "sk");
+  if (!uuid_valid(sk)) return -1;
+  memcpy(t.group, sk, 37);
+  if (copy_str(t.other.uuid, sizeof t.other.uuid, store_attr_s(item, "user_uuid")) ||
+      copy_str(t.other.handle, sizeof t.other.handle, store_attr_s(item, "user_handle")) ||
+      copy_str(t.other.display_name, sizeof t.other.display_name,
+               store_attr_s(item, "user_display_name")))
+    return -1;
+  const char *last = store_attr_s(item, "last_sk");
+  if (last) {
+    if (copy_str(t.last_sk, sizeof t.last_sk, last) != 0 ||
+        keys_msg_sk_parse(last, &t.last_us, NULL) != 0)
+      return -1;
+    if (copy_str(t.text, sizeof t.text, store_attr_s(item, "message")) != 0) return -1;
+  }
+  *out = t;
+  return 0;
+}
+
+int store_group_row_get(store *s, const char *owner, const char *group, int64_t deadline,
+                        store_group *row, aws_error *err) {
+  char pk[KEYS_PK_MAX + 1];
+  keys_pk("GRP#", owner, pk);
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    cJSON *k = add_obj(b, "Key");
+    bad |= k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", group) != 0;
+    bad |= cJSON_AddBoolToObject(b, "ConsistentRead", 1) == NULL;
+  }
+  cJSON *resp = NULL;
+  int rc = run(s, "GetItem", b, bad, deadline, &resp, err);
+  if (rc != STORE_OK) return rc;
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(resp, "Item");
+  store_group g;
+  if (item == NULL || store_group_from_item(item, &g) != 0) {
+    /* A malformed row is treated like a missing one: it cannot prove membership. */
+    cJSON_Delete(resp);
+    return STORE_NO;
+  }
+  cJSON_Delete(resp);
+  *row = g;
+  return STORE_OK;
+}
+
+int store_group_touch(store *s, const char *owner, const store_party *other, const store_msg *m,
+                      int64_t deadline, aws_error *err) {
+  char pk[KEYS_PK_MAX + 1], ts[TS_STORED_LEN + 1];
+  keys_pk("GRP#", owner, pk);
+  if (ts_format_stored(m->created_us, ts) != 0) {
+    set_nomem(err);
+    return STORE_ERR;
+  }
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    cJSON *k = add_obj(b, "Key");
+    bad |= k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", m->group) != 0;
+    /* Sets every attribute, so a row lost to a crash is recreated whole. */
+    bad |= cJSON_AddStringToObject(b, "UpdateExpression",
+                                   "SET message_group_uuid = :g, user_uuid = :u, "
+                                   "user_handle = :h, user_display_name = :d, #msg = :m, "
+                                   "last_sk = :s, last_message_at = :t") == NULL;
+    bad |= cJSON_AddStringToObject(b, "ConditionExpression",
+                                   "attribute_not_exists(last_sk) OR last_sk < :s") == NULL;
+    cJSON *n = add_obj(b, "ExpressionAttributeNames");
+    bad |= n == NULL || cJSON_AddStringToObject(n, "#msg", "message") == NULL;
+    cJSON *v = add_obj(b, "ExpressionAttributeValues");
+    bad |= v == NULL;
+    if (v) {
+      bad |= store_add_s(v, ":g", m->group);
+      bad |= store_add_s(v, ":u", other->uuid);
+      bad |= store_add_s(v, ":h", other->handle);
+      bad |= store_add_s(v, ":d", other->display_name);
+      bad |= store_add_s(v, ":m", m->text);
+      bad |= store_add_s(v, ":s", m->sk);
+      bad |= store_add_s(v, ":t", ts);
+    }
+  }
+  int rc = run(s, "UpdateItem", b, bad, deadline, NULL, err);
+  if (rc == STORE_ERR && store_is_condfail(err)) return STORE_NO;
+  return rc;
+}
+
+int store_post(store *s, const store_msg *m, const store_party *other, int64_t deadline,
+               aws_error *err) {
+  /* Message first: a crash after it leaves a stored message whose preview
+   * catches up with the next post; a crash before it stores nothing. */
+  if (store_message_put(s, m, deadline, err) == STORE_ERR) return STORE_ERR;
+  if (store_group_touch(s, m->sender.uuid, other, m, deadline, err) == STORE_ERR) return STORE_ERR;
+  if (store_group_touch(s, other->uuid, &m->sender, m, deadline, err) == STORE_ERR)
+    return STORE_ERR;
+  return STORE_OK;
+}
+
+int store_groups_query(store *s, const char *owner, int limit, const char *start_sk,
+                       const char *start_last_sk, int64_t deadline, cJSON **resp, aws_error *err) {
+  char pk[KEYS_PK_MAX + 1];
+  keys_pk("GRP#", owner, pk);
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    bad |= cJSON_AddStringToObject(b, "IndexName", STORE_LSI) == NULL;
+    bad |= cJSON_AddStringToObject(b, "KeyConditionExpression", "pk = :pk") == NULL;
+    cJSON *v = add_obj(b, "ExpressionAttributeValues");
+    bad |= v == NULL || store_add_s(v, ":pk", pk) != 0;
+    bad |= cJSON_AddBoolToObject(b, "ScanIndexForward", 0) == NULL;
+    bad |= cJSON_AddBoolToObject(b, "ConsistentRead", 1) == NULL;
+    bad |= cJSON_AddNumberToObject(b, "Limit", limit) == NULL;
+    if (start_sk && start_sk[0]) {
+      cJSON *k = add_obj(b, "ExclusiveStartKey");
+      bad |= k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", start_sk) != 0 ||
+             store_add_s(k, "last_sk", start_last_sk ? start_last_sk : "") != 0;
+    }
+  }
+  return run(s, "Query", b, bad, deadline, resp, err);
+}
+
+/* ---- pair and request items ----------------------------------------------- */
+
+static int get_item(store *s, const char *pk, const char *sk, int64_t deadline, cJSON **resp,
+                    aws_error *err) {
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    cJSON *k = add_obj(b, "Key");
+    bad |= k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", sk) != 0;
+    bad |= cJSON_AddBoolToObject(b, "ConsistentRead", 1) == NULL;
+  }
+  return run(s, "GetItem", b, bad, deadline, resp, err);
+}
+
+static int internal(aws_error *err, const char *why) {
+  memset(err, 0, sizeof *err);
+  err->code = AWS_E_CLIENT;
+  snprintf(err->name, sizeof err->name, "MessagesInconsistentItem");
+  snprintf(err->message, sizeof err->message, "%s", why);
+  return STORE_ERR;
+}
+
+int store_pair_claim(store *s, const char *a, const char *b_uuid, const char *candidate,
+                     int64_t deadline, char winner[37], int *created, aws_error *err) {
+  char pk[KEYS_PK_MAX + 1];
+  keys_pair_pk(a, b_uuid, pk);
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    cJSON *item = add_obj(b, "Item");
+    bad |= item == NULL || store_add_s(item, "pk", pk) != 0 || store_add_s(item, "sk", "PAIR") ||
+           store_add_s(item, "group_uuid", candidate) != 0;
+    bad |= cJSON_AddStringToObject(b, "ConditionExpression", "attribute_not_exists(pk)") == NULL;
+  }
+  int rc = run(s, "PutItem", b, bad, deadline, NULL, err);
+  if (rc == STORE_OK) {
+    memcpy(winner, candidate, 37);
+    *created = 1;
+    return STORE_OK;
+  }
+  if (!store_is_condfail(err)) return rc;
+  /* Someone claimed the pair first: theirs is the conversation. The read is
+   * consistent, so it sees the winner's completed write. */
+  cJSON *resp = NULL;
+  if (get_item(s, pk, "PAIR", deadline, &resp, err) != STORE_OK) return STORE_ERR;
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(resp, "Item");
+  const char *g = item ? store_attr_s(item, "group_uuid") : NULL;
+  if (!uuid_valid(g)) {
+    cJSON_Delete(resp);
+    return internal(err, "pair item without a group uuid");
+  }
+  memcpy(winner, g, 37);
+  *created = 0;
+  cJSON_Delete(resp);
+  return STORE_OK;
+}
+
+static int req_from_item(const cJSON *item, store_req *out) {
+  store_req t;
+  memset(&t, 0, sizeof t);
+  const char *kind = store_attr_s(item, "kind");
+  if (kind == NULL || (strcmp(kind, "m") != 0 && strcmp(kind, "g") != 0)) return -1;
+  t.kind = kind[0];
+  const char *g = store_attr_s(item, "group_uuid");
+  const char *sk = store_attr_s(item, "msg_sk");
+  if (!uuid_valid(g) || copy_str(t.msg.sk, sizeof t.msg.sk, sk) != 0 ||
+      keys_msg_sk_parse(sk, &t.msg.created_us, t.msg.message_uuid) != 0)
+    return -1;
+  memcpy(t.msg.group, g, 37);
+  if (copy_str(t.msg.text, sizeof t.msg.text, store_attr_s(item, "message")) ||
+      copy_str(t.msg.sender.uuid, sizeof t.msg.sender.uuid, store_attr_s(item, "user_uuid")) ||
+      copy_str(t.msg.sender.handle, sizeof t.msg.sender.handle,
+               store_attr_s(item, "user_handle")) ||
+      copy_str(t.msg.sender.display_name, sizeof t.msg.sender.display_name,
+               store_attr_s(item, "user_display_name")))
+    return -1;
+  if (t.kind == 'g') {
+    if (copy_str(t.other.uuid, sizeof t.other.uuid, store_attr_s(item, "other_uuid")) ||
+        copy_str(t.other.handle, sizeof t.other.handle, store_attr_s(item, "other_handle")) ||
+        copy_str(t.other.display_name, sizeof t.other.display_name,
+                 store_attr_s(item, "other_display_name")))
+      return -1;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(item, "created");
+    const cJSON *cb = c ? cJSON_GetObjectItemCaseSensitive(c, "BOOL") : NULL;
+    t.created = cJSON_IsTrue(cb);
+  }
+  *out = t;
+  return 0;
+}
+
+int store_request_claim(store *s, const char *request_id, const store_req *mine, int64_t deadline,
+                        store_req *recorded, aws_error *err) {
+  char pk[KEYS_PK_MAX + 1], ts[TS_STORED_LEN + 1];
+  keys_pk("REQ#", mine->msg.sender.uuid, pk);
+  if (ts_format_stored(mine->msg.created_us, ts) != 0) {
+    set_nomem(err);
+    return STORE_ERR;
+  }
+  char kind[2] = {mine->kind, '\0'};
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    cJSON *item = add_obj(b, "Item");
+    bad |= item == NULL;
+    if (item) {
+      bad |= store_add_s(item, "pk", pk);
+      bad |= store_add_s(item, "sk", request_id);
+      bad |= store_add_s(item, "kind", kind);
+      /* Not named message_group_uuid: that would put this item in the sparse GSI. */
+      bad |= store_add_s(item, "group_uuid", mine->msg.group);
+      bad |= store_add_s(item, "msg_sk", mine->msg.sk);
+      bad |= store_add_s(item, "message_uuid", mine->msg.message_uuid);
+      bad |= store_add_s(item, "message", mine->msg.text);
+      bad |= store_add_s(item, "user_uuid", mine->msg.sender.uuid);
+      bad |= store_add_s(item, "user_handle", mine->msg.sender.handle);
+      bad |= store_add_s(item, "user_display_name", mine->msg.sender.display_name);
+      bad |= store_add_s(item, "created_at", ts);
+      if (mine->kind == 'g') {
+        bad |= store_add_s(item, "other_uuid", mine->other.uuid);
+        bad |= store_add_s(item, "other_handle", mine->other.handle);
+        bad |= store_add_s(item, "other_display_name", mine->other.display_name);
+        bad |= add_bool(item, "created", mine->created);
+      }
+      bad |= add_n(item, "expires_at", (long long)(ts_now_us() / 1000000 + STORE_REQ_TTL_S));
+    }
+    bad |= cJSON_AddStringToObject(b, "ConditionExpression", "attribute_not_exists(pk)") == NULL;
+  }
+  int rc = run(s, "PutItem", b, bad, deadline, NULL, err);
+  if (rc == STORE_OK || !store_is_condfail(err)) return rc;
+  cJSON *resp = NULL;
+  if (get_item(s, pk, request_id, deadline, &resp, err) != STORE_OK) return STORE_ERR;
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(resp, "Item");
+  store_req r;
+  if (item == NULL || req_from_item(item, &r) != 0) {
+    cJSON_Delete(resp);
+    return internal(err, "request item unreadable");
+  }
+  cJSON_Delete(resp);
+  *recorded = r;
+  return STORE_NO;
+}
+
+int store_describe(store *s, int64_t deadline, aws_error *err) {
+  cJSON *b = body_new(s);
+  return run(s, "DescribeTable", b, 0, deadline, NULL, err);
+}

@@ -1,0 +1,48 @@
+/* token.h - opaque, tamper-proof page tokens.
+ *
+ * A token is base64url(payload) "." base64url(HMAC-SHA256(key, payload)).
+ * The payload binds the list kind, the caller, the partition key and the
+ * position (the last returned item's keys), so a token is only accepted for
+ * the same list and the same caller: a forged or transplanted token is
+ * rejected before any query runs.
+ */
+#ifndef MSGS_TOKEN_H
+#define MSGS_TOKEN_H
+
+#include <stddef.h>
+
+#define TOKEN_MAX 512      /* longest token we produce or accept */
+#define TOKEN_FIELD_MAX 80 /* longest key value in a position */
+
+typedef enum { TOKEN_MESSAGES = 'm', TOKEN_GROUPS = 'g' } token_kind;
+
+typedef struct token_key {
+  unsigned char bytes[64];
+  size_t len;
+} token_key;
+
+/* The position a page ends at: the sort key of the last returned item, and
+ * for the group list also its index key (last_sk); "" when not used. */
+typedef struct token_pos {
+  char sk[TOKEN_FIELD_MAX + 1];
+  char last_sk[TOKEN_FIELD_MAX + 1];
+} token_pos;
+
+/* Sets the key from `secret` (>= 32 bytes; longer secrets are hashed to 32),
+ * or from 32 random bytes when secret is NULL or empty. Returns 0; 1 when a
+ * random key was made; -1 when secret is shorter than 32 bytes or randomness
+ * failed (key untouched). */
+int token_key_init(token_key *k, const char *secret);
+
+/* Encodes a token into out (TOKEN_MAX + 1 bytes). Returns 0, or -1 when a
+ * field is too long or holds '|' (out untouched). */
+int token_encode(const token_key *k, token_kind kind, const char *caller, const char *pk,
+                 const token_pos *pos, char out[TOKEN_MAX + 1]);
+
+/* Checks and decodes `token` for this kind, caller and partition. Returns 0
+ * and sets *pos, or -1 for anything else: malformed, bad MAC, another list,
+ * another caller or partition (*pos untouched). */
+int token_decode(const token_key *k, const char *token, token_kind kind, const char *caller,
+                 const char *pk, token_pos *pos);
+
+#endif
