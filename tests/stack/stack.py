@@ -347,6 +347,7 @@ class Stack:
             "DDB_MESSAGE_TABLE": "cruddur-messages", "PAGE_TOKEN_SECRET": TEST_PAGE_SECRET,
             "FRONTEND_URL": "http://localhost:3000", "BACKEND_URL": "",
             "RPC_WORKERS": "4",
+            "GATEWAY_STATIC_DIR": os.path.join(SOURCE_DIR, "web"),
         })
         e.pop("AWS_SESSION_TOKEN", None)
         e.pop("AWS_PROFILE", None)

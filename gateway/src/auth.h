@@ -1,0 +1,86 @@
+/* auth.h - Cognito access-token verification for the gateway.
+ *
+ * A token is accepted only when: it is at most 8 KiB and three base64url
+ * parts; its header's alg is exactly RS256 (checked before any key is used:
+ * none, HS*, RS512... are refused) with a kid found in the pool's JWKS; the
+ * RS256 signature verifies (cjose); and its claims hold: iss == issuer,
+ * token_use == "access", client_id == the app client, exp > now - leeway,
+ * nbf and iat (when present) <= now + leeway, sub 1-128 of [A-Za-z0-9_-].
+ *
+ * The JWKS is fetched with libcurl (short timeout, bounded size) on first use
+ * and cached; a kid it does not know triggers at most one refetch per
+ * jwks_min_refresh_s. Verified tokens are cached by SHA-256 of the token
+ * until they expire (bounded; expired then oldest entries are evicted), so
+ * a repeat request costs a hash, not an RSA verification. Tokens are never
+ * logged.
+ */
+#ifndef CRUDDUR_GATEWAY_AUTH_H
+#define CRUDDUR_GATEWAY_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct auth auth;
+
+typedef enum {
+  AUTH_OK = 0,
+  AUTH_E_MISSING,          /* no header, or not the Bearer scheme */
+  AUTH_E_MALFORMED,        /* not a well-formed JWT (or "Bearer" without one) */
+  AUTH_E_ALG,              /* alg other than RS256 */
+  AUTH_E_KID,              /* kid missing or not in the JWKS */
+  AUTH_E_SIGNATURE,        /* signature does not verify */
+  AUTH_E_EXPIRED,          /* exp <= now - leeway */
+  AUTH_E_NOT_YET_VALID,    /* nbf or iat > now + leeway */
+  AUTH_E_ISSUER,           /* iss differs */
+  AUTH_E_TOKEN_USE,        /* token_use is not "access" (e.g. an ID token) */
+  AUTH_E_CLIENT,           /* client_id differs */
+  AUTH_E_JWKS_UNAVAILABLE, /* no keys could be fetched yet (a 503, not a 401) */
+  AUTH_E_NOMEM
+} auth_code;
+
+typedef struct auth_config {
+  const char *issuer;     /* required, e.g. http://127.0.0.1:9229/local_abc */
+  const char *client_id;  /* required */
+  const char *jwks_url;   /* NULL: issuer + "/.well-known/jwks.json" */
+  int leeway_s;           /* <= 0: 60 */
+  int cache_max;          /* verified-token cache entries; <= 0: 10000 */
+  int jwks_min_refresh_s; /* unknown kid triggers at most one refetch per this; <= 0: 60 */
+} auth_config;
+
+typedef struct auth_stats {
+  uint64_t cache_hits, cache_misses, jwks_fetches, jwks_failures, rejected;
+  size_t cache_entries;
+  size_t jwks_keys; /* keys currently known */
+} auth_stats;
+
+/* Creates a verifier; strings are copied. Returns 0 and sets *out, or -1
+ * (missing issuer/client_id, out of memory; nothing allocated). Does not
+ * fetch the JWKS yet. Free with auth_free. */
+int auth_new(const auth_config *cfg, auth **out);
+
+/* Frees everything. NULL is a no-op. No call may be in progress. */
+void auth_free(auth *a);
+
+/* Verifies the Authorization header value ("Bearer <token>", scheme
+ * case-insensitive, exactly one space, then one token with no spaces).
+ * NULL, empty or another scheme ("Basic x") is AUTH_E_MISSING; "Bearer",
+ * "Bearer " or extra spaces/parts are AUTH_E_MALFORMED. On AUTH_OK writes
+ * the `sub` claim (<= 128 bytes + NUL) to sub_out; otherwise sub_out is
+ * untouched. Thread-safe. */
+auth_code auth_verify_header(auth *a, const char *authorization, char sub_out[129]);
+
+/* The same for a bare token of `len` bytes (need not be NUL-terminated). */
+auth_code auth_verify_token(auth *a, const char *token, size_t len, char sub_out[129]);
+
+/* For tests and fixed key sets: use this JWKS ({"keys":[...]}) from now on
+ * and never fetch. Returns 0, or -1 when it is not a JWKS with at least one
+ * usable RSA key (the previous keys stay). */
+int auth_set_jwks(auth *a, const char *jwks_json);
+
+/* Counters since auth_new. */
+void auth_get_stats(auth *a, auth_stats *out);
+
+/* A short stable name per code ("ok", "expired", ...), for logs and metrics. */
+const char *auth_strerror(auth_code c);
+
+#endif

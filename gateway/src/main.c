@@ -1,0 +1,227 @@
+/* main.c - gateway: the frontend's HTTP API on top of users-svc and
+ * messages-svc. Configuration from the environment (README), then serve
+ * until SIGTERM/SIGINT, then drain: stop accepting, let in-flight requests
+ * finish (up to GATEWAY_DRAIN_MS), stop, exit 0. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cruddur/cfg.h"
+#include "cruddur/log.h"
+#include "cruddur/ts.h"
+#include "gateway.h"
+
+/* The committed gateway/openapi.json, embedded by the build (xxd -i). */
+extern unsigned char gateway_openapi_json[];
+extern unsigned int gateway_openapi_json_len;
+
+/* The body never gets past this: headers and the read buffer share it. */
+#define GW_CONN_MEMORY (64 * 1024)
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  char line[512];
+  vsnprintf(line, sizeof line, fmt, ap);
+  size_t n = strlen(line);
+  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+    line[--n] = '\0';
+  log_msg(LOG_WARN, "microhttpd: %s", line);
+}
+
+/* Keeps the path exactly as sent: route.c decodes segment by segment, and
+ * query values are decoded where they are read. */
+static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s) {
+  return strlen(s);
+}
+
+/* "host:port" (IPv4) or "[v6]:port". Returns 0, or -1 when malformed. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, int *v6) {
+  char host[128];
+  const char *colon;
+  memset(ss, 0, sizeof *ss);
+  if (s[0] == '[') {
+    const char *rb = strchr(s, ']');
+    if (rb == NULL || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof host) return -1;
+    memcpy(host, s + 1, (size_t)(rb - s - 1));
+    host[rb - s - 1] = '\0';
+    colon = rb + 1;
+    *v6 = 1;
+  } else {
+    colon = strrchr(s, ':');
+    if (colon == NULL || (size_t)(colon - s) >= sizeof host) return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *v6 = 0;
+  }
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535) return -1;
+  if (*v6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) return -1;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &a->sin_addr) != 1) return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "serve") != 0) {
+    fprintf(stderr, "usage: gateway [serve]\n");
+    return 2;
+  }
+  log_init("gateway");
+  const char *listen = cfg_str("GATEWAY_LISTEN", "127.0.0.1:4567");
+  const char *users_addr = cfg_str("USERS_ADDR", "127.0.0.1:50051");
+  const char *messages_addr = cfg_str("MESSAGES_ADDR", "127.0.0.1:50052");
+  const char *pool =
+      cfg_require("AWS_COGNITO_USER_POOL_ID", "the Cognito user pool whose tokens we accept");
+  const char *client_id =
+      cfg_require("AWS_COGNITO_USER_POOL_CLIENT_ID", "the app client whose tokens we accept");
+  static const char *const region_names[] = {"AWS_REGION", "AWS_DEFAULT_REGION", NULL};
+  const char *issuer = cfg_str("COGNITO_ISSUER", NULL);
+  char issuer_buf[512];
+  if (issuer == NULL) {
+    const char *region = cfg_first(region_names, NULL);
+    if (region == NULL) {
+      fprintf(stderr,
+              "AWS_REGION is required: it names the Cognito issuer (or set COGNITO_ISSUER)\n");
+      return 2;
+    }
+    snprintf(issuer_buf, sizeof issuer_buf, "https://cognito-idp.%s.amazonaws.com/%s", region,
+             pool);
+    issuer = issuer_buf;
+  }
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (ncpu < 1) ncpu = 1;
+  /* Handlers block on their upstream RPCs, and each pool thread serves its
+   * connections one request at a time, so the pool bounds the concurrent
+   * upstream calls: 4 per core keeps both services busy (cores alone held
+   * GET /api/messages to ~0.15x of dynalite's rate; README, benchmark). */
+  long workers = cfg_int("GATEWAY_WORKERS", 4 * ncpu, 1, 256);
+  long rpc_timeout = cfg_int("GATEWAY_RPC_TIMEOUT_MS", 2000, 50, 60000);
+  long max_conn = cfg_int("GATEWAY_MAX_CONNECTIONS", 1024, 1, 100000);
+  long conn_timeout = cfg_int("GATEWAY_CONN_TIMEOUT_S", 15, 1, 3600);
+  long drain_ms = cfg_int("GATEWAY_DRAIN_MS", 10000, 0, 600000);
+  long ucache_ttl = cfg_int("GATEWAY_USER_CACHE_TTL_S", 30, 0, 3600);
+  long hcache_ttl = cfg_int("GATEWAY_HANDLE_CACHE_TTL_S", 5, 0, 3600);
+  long leeway = cfg_int("GATEWAY_TOKEN_LEEWAY_S", 30, 0, 300);
+
+  struct sockaddr_storage ss;
+  int v6 = 0;
+  if (parse_listen(listen, &ss, &v6) != 0) {
+    fprintf(stderr, "GATEWAY_LISTEN is malformed: want host:port, got \"%s\"\n", listen);
+    return 2;
+  }
+  static gw_app app;
+  if (gw_cors_init(&app.cors, cfg_str("FRONTEND_URL", ""), cfg_str("BACKEND_URL", "")) != 0) {
+    fprintf(stderr,
+            "FRONTEND_URL/BACKEND_URL are malformed: want comma-separated http(s)://host[:port] "
+            "origins (at most %d)\n",
+            GW_CORS_MAX_ORIGINS);
+    return 2;
+  }
+  app.rpc_timeout_ms = rpc_timeout;
+  app.health_timeout_ms = rpc_timeout < 1000 ? rpc_timeout : 1000;
+  app.openapi = gateway_openapi_json;
+  app.openapi_len = gateway_openapi_json_len;
+  atomic_init(&app.in_flight, 0);
+  app.ucache = gw_ucache_new(4096, (int64_t)ucache_ttl * 1000000);
+  app.hcache = gw_ucache_new(4096, (int64_t)hcache_ttl * 1000000);
+  app.users = rpc_channel_open(users_addr);
+  app.messages = rpc_channel_open(messages_addr);
+  if (app.ucache == NULL || app.hcache == NULL || app.users == NULL || app.messages == NULL) {
+    fprintf(stderr, "gateway: out of memory at start\n");
+    return 1;
+  }
+#ifdef GW_HAVE_AUTH
+  char jwks_url[600];
+  snprintf(jwks_url, sizeof jwks_url, "%s/.well-known/jwks.json", issuer);
+  auth_config acfg = {issuer, client_id, jwks_url, (int)leeway, 10000, 30};
+  if (auth_new(&acfg, &app.auth) != 0) {
+    fprintf(stderr, "gateway: cannot set up token verification\n");
+    return 1;
+  }
+#else
+  (void)client_id;
+  (void)leeway;
+  log_warn("built without the auth module: authenticated routes answer 503");
+#endif
+
+#ifdef GW_HAVE_STATIC
+  const char *static_dir = cfg_str("GATEWAY_STATIC_DIR", NULL);
+  if (static_dir != NULL) {
+    static const char *const cognito_names[] = {"COGNITO_ENDPOINT",
+                                                "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", NULL};
+    static_site_config scfg = {static_dir, cfg_first(cognito_names, NULL), client_id,
+                               cfg_first(region_names, "us-east-1")};
+    static_site_status sst = static_site_open(&scfg, &app.site);
+    if (sst != STATIC_SITE_OK) {
+      fprintf(stderr, "GATEWAY_STATIC_DIR is unusable: %s: %s\n", static_dir,
+              static_site_strerror(sst));
+      return 2;
+    }
+    log_info("serving the web client from %s (%zu files)", static_dir,
+             static_site_file_count(app.site));
+  }
+#endif
+
+  /* Signals go to sigwait below, never to a worker thread: block them
+   * before any thread starts. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
+  if (v6) flags |= MHD_USE_IPv6;
+  struct MHD_Daemon *d = MHD_start_daemon(
+      flags, 0, NULL, NULL, gw_on_request, &app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)workers, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned)max_conn, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)GW_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+      gw_req_done, &app, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+      mhd_log, NULL, MHD_OPTION_END);
+  if (d == NULL) {
+    fprintf(stderr, "gateway: cannot listen on %s (GATEWAY_LISTEN): %s\n", listen, strerror(errno));
+    return 1;
+  }
+  log_info("gateway listening on %s (workers %ld, users %s, messages %s, rpc deadline %ld ms)",
+           listen, workers, users_addr, messages_addr, rpc_timeout);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  log_info("signal %d: draining", sig);
+  MHD_socket lsock = MHD_quiesce_daemon(d);
+  if (lsock != MHD_INVALID_SOCKET) close(lsock);
+  int64_t until = ts_mono_us() + drain_ms * 1000;
+  while (atomic_load(&app.in_flight) > 0 && ts_mono_us() < until)
+    usleep(10000);
+  long left = atomic_load(&app.in_flight);
+  MHD_stop_daemon(d);
+  if (left > 0) log_warn("stopped with %ld requests unfinished after %ld ms", left, drain_ms);
+#ifdef GW_HAVE_AUTH
+  auth_free(app.auth);
+#endif
+#ifdef GW_HAVE_STATIC
+  static_site_free(app.site);
+#endif
+  rpc_channel_close(app.users);
+  rpc_channel_close(app.messages);
+  gw_ucache_free(app.ucache);
+  gw_ucache_free(app.hcache);
+  log_info("gateway stopped");
+  return 0;
+}

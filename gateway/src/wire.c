@@ -1,0 +1,292 @@
+/* wire.c - request checks, the POST body and the response JSON shapes. */
+#include "wire.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cruddur/ts.h"
+#include "cruddur/utf8.h"
+#include "route.h"
+
+int gw_token_valid(const char *s) {
+  size_t n = 0;
+  if (s == NULL) return 0;
+  for (; s[n] != '\0'; n++) {
+    unsigned char c = (unsigned char)s[n];
+    if (n >= GW_RID_MAX) return 0;
+    if (!(isalnum(c) || c == '.' || c == '_' || c == '-') || c > 0x7f) return 0;
+  }
+  return n >= 1;
+}
+
+int gw_handle_valid(const char *s) {
+  size_t n = 0;
+  if (s == NULL) return 0;
+  for (; s[n] != '\0'; n++) {
+    unsigned char c = (unsigned char)s[n];
+    if (n >= GW_HANDLE_MAX || c > 0x7f || !(isalnum(c) || c == '_')) return 0;
+  }
+  return n >= 1;
+}
+
+int gw_uuid_normalise(const char *s, char out[37]) {
+  char tmp[37];
+  if (s == NULL || strlen(s) != 36) return 0;
+  for (int i = 0; i < 36; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return 0;
+    } else if (c > 0x7f || !isxdigit(c)) {
+      return 0;
+    }
+    tmp[i] = (char)tolower(c);
+  }
+  tmp[36] = '\0';
+  memcpy(out, tmp, sizeof tmp);
+  return 1;
+}
+
+int gw_limit_parse(const char *raw, int *out) {
+  if (raw == NULL) {
+    *out = GW_LIMIT_DEFAULT;
+    return 0;
+  }
+  int v = 0;
+  size_t n = strlen(raw);
+  if (n == 0 || n > 3) return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (raw[i] < '0' || raw[i] > '9') return -1;
+    v = v * 10 + (raw[i] - '0');
+  }
+  if (v < 1 || v > GW_LIMIT_MAX) return -1;
+  *out = v;
+  return 0;
+}
+
+int gw_cursor_parse(const char *raw, char out[GW_CURSOR_MAX + 1]) {
+  char tmp[GW_CURSOR_MAX + 1];
+  if (raw == NULL) {
+    out[0] = '\0';
+    return 0;
+  }
+  long n = gw_pct_decode(raw, strlen(raw), tmp, sizeof tmp);
+  if (n <= 0) return -1;
+  for (long i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)tmp[i];
+    if (c <= 0x20 || c >= 0x7f) return -1;
+  }
+  memcpy(out, tmp, (size_t)n + 1);
+  return 0;
+}
+
+int gw_link_next(char *dst, size_t cap, const char *path, int limit, const char *cursor) {
+  static const char hex[] = "0123456789ABCDEF";
+  int n = snprintf(dst, cap, "<%s?limit=%d&cursor=", path, limit);
+  if (n < 0 || (size_t)n >= cap) return -1;
+  size_t o = (size_t)n;
+  for (const unsigned char *c = (const unsigned char *)cursor; *c != '\0'; c++) {
+    if (o + 4 >= cap) return -1;
+    if (isalnum(*c) && *c < 0x80) {
+      dst[o++] = (char)*c;
+    } else if (*c == '-' || *c == '.' || *c == '_' || *c == '~') {
+      dst[o++] = (char)*c;
+    } else {
+      dst[o++] = '%';
+      dst[o++] = hex[*c >> 4];
+      dst[o++] = hex[*c & 15];
+    }
+  }
+  static const char tail[] = ">; rel=\"next\"";
+  if (o + sizeof tail > cap) return -1;
+  memcpy(dst + o, tail, sizeof tail);
+  return 0;
+}
+
+/* ---- POST body ------------------------------------------------------------ */
+
+void gw_create_clear(gw_create *c) {
+  if (c == NULL) return;
+  free(c->message);
+  c->message = NULL;
+}
+
+/* A field is "given" when present and not JSON null. A given field that is
+ * not a string is a shape error (400), not a validation error. */
+static int field(const cJSON *obj, const char *name, const cJSON **out, int *bad_type) {
+  const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
+  *out = NULL;
+  if (f == NULL || cJSON_IsNull(f)) return 0;
+  if (!cJSON_IsString(f) || f->valuestring == NULL) {
+    *bad_type = 1;
+    return 0;
+  }
+  *out = f;
+  return 1;
+}
+
+/* 1 when the JSON text holds a \u0000 escape: cJSON would decode it into a
+ * NUL and silently cut the string there, so such a body is refused. */
+static int has_nul_escape(const char *s, size_t len) {
+  for (size_t i = 0; i + 6 <= len; i++) {
+    if (s[i] != '\\' || s[i + 1] != 'u' || memcmp(s + i + 2, "0000", 4) != 0) continue;
+    size_t bs = 0; /* backslashes ending at i: odd means s[i] starts an escape */
+    while (bs <= i && s[i - bs] == '\\')
+      bs++;
+    if (bs % 2 == 1) return 1;
+  }
+  return 0;
+}
+
+gw_body_code gw_body_parse(const char *body, size_t len, gw_create *out,
+                           const char *codes[GW_BODY_CODES_MAX], size_t *ncodes) {
+  const char *end = NULL;
+  size_t nc = 0;
+  int bad_type = 0;
+  if (body == NULL || len == 0) return GW_BODY_INVALID_JSON;
+  /* cJSON stops at the first NUL: a NUL byte inside the body is malformed. */
+  if (memchr(body, '\0', len) != NULL || has_nul_escape(body, len)) return GW_BODY_INVALID_JSON;
+  cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+  if (root == NULL) return GW_BODY_INVALID_JSON;
+  while (end != NULL && end < body + len && isspace((unsigned char)*end))
+    end++;
+  if (end != body + len) {
+    cJSON_Delete(root);
+    return GW_BODY_INVALID_JSON;
+  }
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return GW_BODY_NOT_OBJECT;
+  }
+  const cJSON *msg, *grp, *hdl;
+  int has_msg = field(root, "message", &msg, &bad_type);
+  int has_grp = field(root, "message_group_uuid", &grp, &bad_type);
+  int has_hdl = field(root, "handle", &hdl, &bad_type);
+  if (bad_type) {
+    cJSON_Delete(root);
+    return GW_BODY_FIELD_TYPE;
+  }
+  gw_create c;
+  memset(&c, 0, sizeof c);
+  /* message: every rule is checked so the client sees all problems at once. */
+  const char *text = has_msg ? msg->valuestring : "";
+  size_t tlen = strlen(text);
+  long cp = utf8_count(text, tlen);
+  if (tlen == 0) {
+    codes[nc++] = GW_E_MESSAGE_BLANK;
+  } else if (cp < 0) {
+    codes[nc++] = GW_E_MESSAGE_UTF8;
+  } else {
+    if (utf8_is_blank(text, tlen)) codes[nc++] = GW_E_MESSAGE_BLANK;
+    if (cp > GW_MESSAGE_MAX_CP) codes[nc++] = GW_E_MESSAGE_TOO_LONG;
+  }
+  if (has_grp) {
+    c.mode = GW_CREATE_IN_GROUP;
+    if (grp->valuestring[0] == '\0') {
+      codes[nc++] = GW_E_GROUP_BLANK;
+    } else if (!gw_uuid_normalise(grp->valuestring, c.group_uuid)) {
+      codes[nc++] = GW_E_GROUP_INVALID;
+    }
+  } else {
+    c.mode = GW_CREATE_BY_HANDLE;
+    if (!has_hdl || hdl->valuestring[0] == '\0') {
+      codes[nc++] = GW_E_HANDLE_BLANK;
+    } else if (!gw_handle_valid(hdl->valuestring)) {
+      codes[nc++] = GW_E_HANDLE_INVALID;
+    } else {
+      strcpy(c.handle, hdl->valuestring);
+    }
+  }
+  if (nc > 0) {
+    cJSON_Delete(root);
+    *ncodes = nc;
+    return GW_BODY_UNPROCESSABLE;
+  }
+  c.message = strdup(text);
+  cJSON_Delete(root);
+  if (c.message == NULL) return GW_BODY_NOMEM;
+  *out = c;
+  return GW_BODY_OK;
+}
+
+/* ---- response JSON ------------------------------------------------------- */
+
+void gw_wire_time(const Google__Protobuf__Timestamp *t, char out[33]) {
+  int64_t us = 0;
+  if (t != NULL) us = (int64_t)t->seconds * 1000000 + t->nanos / 1000;
+  if (ts_format_wire(us, out) != 0) ts_format_wire(0, out);
+}
+
+static const char *nz(const char *s) {
+  return s ? s : "";
+}
+
+/* Adds the five keys every list item has. Returns 0 or -1 (OOM). */
+static int add_item(cJSON *arr, const char *uuid, const Cruddur__Messages__V1__Participant *who,
+                    const char *text, const Google__Protobuf__Timestamp *at) {
+  char ts[33];
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL) return -1;
+  cJSON_AddItemToArray(arr, o);
+  gw_wire_time(at, ts);
+  if (!cJSON_AddStringToObject(o, "uuid", nz(uuid)) ||
+      !cJSON_AddStringToObject(o, "display_name", who ? nz(who->display_name) : "") ||
+      !cJSON_AddStringToObject(o, "handle", who ? nz(who->handle) : "") ||
+      !cJSON_AddStringToObject(o, "message", nz(text)) ||
+      !cJSON_AddStringToObject(o, "created_at", ts))
+    return -1;
+  return 0;
+}
+
+static char *finish(cJSON *j, int failed) {
+  char *s = failed ? NULL : cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  return s;
+}
+
+char *gw_json_groups(const Cruddur__Messages__V1__ListMessageGroupsResponse *r) {
+  cJSON *a = cJSON_CreateArray();
+  int failed = a == NULL;
+  for (size_t i = 0; !failed && i < r->n_groups; i++) {
+    const Cruddur__Messages__V1__MessageGroup *g = r->groups[i];
+    failed = add_item(a, g->message_group_uuid, g->other, g->last_message, g->last_message_at) != 0;
+  }
+  return a ? finish(a, failed) : NULL;
+}
+
+char *gw_json_messages(const Cruddur__Messages__V1__ListMessagesResponse *r) {
+  cJSON *a = cJSON_CreateArray();
+  int failed = a == NULL;
+  for (size_t i = 0; !failed && i < r->n_messages; i++) {
+    const Cruddur__Messages__V1__Message *m = r->messages[i];
+    failed = add_item(a, m->message_uuid, m->sender, m->text, m->created_at) != 0;
+  }
+  return a ? finish(a, failed) : NULL;
+}
+
+char *gw_json_created(const Cruddur__Messages__V1__Message *m) {
+  char ts[33];
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL) return NULL;
+  gw_wire_time(m->created_at, ts);
+  const Cruddur__Messages__V1__Participant *s = m->sender;
+  int failed = !cJSON_AddStringToObject(o, "message_group_uuid", nz(m->message_group_uuid)) ||
+               !cJSON_AddStringToObject(o, "uuid", nz(m->message_uuid)) ||
+               !cJSON_AddStringToObject(o, "display_name", s ? nz(s->display_name) : "") ||
+               !cJSON_AddStringToObject(o, "handle", s ? nz(s->handle) : "") ||
+               !cJSON_AddStringToObject(o, "message", nz(m->text)) ||
+               !cJSON_AddStringToObject(o, "created_at", ts);
+  return finish(o, failed);
+}
+
+char *gw_json_user_short(const Cruddur__Users__V1__User *u) {
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL) return NULL;
+  int failed = !cJSON_AddStringToObject(o, "uuid", nz(u->uuid)) ||
+               !cJSON_AddStringToObject(o, "handle", nz(u->handle)) ||
+               !cJSON_AddStringToObject(o, "display_name", nz(u->display_name));
+  return finish(o, failed);
+}
