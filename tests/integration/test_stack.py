@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 import urllib.request
 
@@ -28,6 +29,11 @@ class StackTest(unittest.TestCase):
                 "TableName": "ttt", "BillingMode": "PAY_PER_REQUEST",
                 "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
                 "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]})
+            # As on DynamoDB, a new table takes writes only once ACTIVE.
+            deadline = time.time() + 10
+            while ddb(s.ddb_url, "DescribeTable", {"TableName": "ttt"})["Table"]["TableStatus"] != "ACTIVE":
+                self.assertLess(time.time(), deadline, "table never became ACTIVE")
+                time.sleep(0.05)
             ddb(s.ddb_url, "PutItem", {"TableName": "ttt", "Item": {"pk": {"S": "a"}}})
             sub = s.cognito_user("andrewbrown", "Andrew Brown", "andrew@exampro.co")
             self.assertRegex(sub, r"^[0-9a-f-]{36}$")
