@@ -42,7 +42,10 @@ def free_port():
 
 
 def port_busy(port):
+    """True when something listens on 127.0.0.1:port. SO_REUSEADDR as servers
+    use it, so connections left in TIME_WAIT by a stopped server don't count."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return False
