@@ -8,6 +8,7 @@
 #ifndef GW_GATEWAY_H
 #define GW_GATEWAY_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,24 @@ typedef struct auth auth;
 typedef struct static_site static_site;
 #endif
 
+/* Codes of answers the pipeline gives before any route is involved (the
+ * request's framing itself is refused). */
+#define GW_E_BAD_REQUEST "bad_request"
+#define GW_E_REQUEST_TIMEOUT "request_timeout"
+
+/* One accepted connection, tracked so the request deadline (main.c's
+ * reaper) can close a client that sends its request too slowly:
+ * libmicrohttpd's own timeout only measures idleness. Allocated in the
+ * MHD_CONNECTION_NOTIFY_STARTED callback, freed in ..._CLOSED (both in
+ * main.c); the access handler and gw_req_done only flip its atomics. */
+typedef struct gw_conn {
+  struct gw_conn *prev, *next; /* app->conns list, under app->conns_mu */
+  int fd;
+  atomic_llong start_us; /* monotonic: accept, or the end of the previous request */
+  atomic_int busy;       /* 1 once the request is fully received or answered */
+  int reaped;            /* the reaper closed it (under conns_mu) */
+} gw_conn;
+
 typedef struct gw_app {
   rpc_channel *users;    /* owned */
   rpc_channel *messages; /* owned */
@@ -46,6 +65,9 @@ typedef struct gw_app {
   const unsigned char *openapi; /* static, embedded at build time */
   size_t openapi_len;
   atomic_long in_flight;
+  pthread_mutex_t conns_mu; /* guards conns and each gw_conn's links/fd/reaped */
+  gw_conn *conns;           /* open connections (see gw_conn) */
+  int64_t request_timeout_us; /* whole request (head + body) deadline */
 } gw_app;
 
 typedef enum { GW_PHASE_HEADERS = 0, GW_PHASE_BODY, GW_PHASE_ANSWERED } gw_phase;
@@ -106,6 +128,10 @@ extern const gw_handler gw_handlers[GW_R_COUNT];
  * 504, ...) and returns -1 with *result set. */
 int gw_resolve_caller(gw_req *r, struct MHD_Connection *c, const char *sub,
                       enum MHD_Result *result);
+
+/* Marks the request on `c` fully received or answered: from here on the
+ * request deadline no longer applies to it (http.c). */
+void gw_conn_busy(struct MHD_Connection *c);
 
 /* The libmicrohttpd access handler and completion callback (http.c). */
 enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *c, const char *url,

@@ -1,6 +1,9 @@
 /* http.c - libmicrohttpd glue: the per-request pipeline and responses.
  *
  * Order of checks for a request (each may answer and stop):
+ *   framing (400 bad_request: HTTP/1.1 without exactly one Host, more than
+ *   one Content-Length, Content-Length with Transfer-Encoding, a
+ *   Transfer-Encoding other than one "chunked") ->
  *   route (404 / 405 + Allow) -> CORS preflight (OPTIONS, 204) ->
  *   bearer token (401 / 503) -> caller's user (403) ->
  *   for a body: Content-Type (415), Content-Length (413) -> body, capped
@@ -24,6 +27,21 @@
 #define GW_DISCARD_MAX (256 * 1024)
 
 static const char JSON[] = "application/json";
+
+/* ---- the connection's request deadline ----------------------------------- */
+
+/* Our record of `c` (main.c's NOTIFY_CONNECTION callback), or NULL when it
+ * could not be allocated (that connection then has no request deadline). */
+static gw_conn *conn_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci != NULL ? ci->socket_context : NULL;
+}
+
+void gw_conn_busy(struct MHD_Connection *c) {
+  gw_conn *k = conn_of(c);
+  if (k != NULL) atomic_store(&k->busy, 1);
+}
 
 /* ---- responses ----------------------------------------------------------- */
 
@@ -52,6 +70,7 @@ enum MHD_Result gw_reply(gw_req *r, struct MHD_Connection *c, int status, char *
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
   MHD_destroy_response(resp);
   if (ret == MHD_YES) {
+    gw_conn_busy(c);
     r->status = status;
     r->phase = GW_PHASE_ANSWERED;
   }
@@ -207,6 +226,7 @@ static int serve_static(gw_req *r, struct MHD_Connection *c, const char *url, co
   *res = MHD_queue_response(c, status, resp);
   MHD_destroy_response(resp);
   if (*res == MHD_YES) {
+    gw_conn_busy(c);
     r->status = (int)status;
     r->phase = GW_PHASE_ANSWERED;
   }
@@ -217,10 +237,8 @@ static int serve_static(gw_req *r, struct MHD_Connection *c, const char *url, co
 #endif
 }
 
-/* The first call for a request: headers are in, no body yet. Either answers
- * (phase ANSWERED), runs a body-less handler, or asks for the body. */
-static enum MHD_Result on_headers(gw_req *r, struct MHD_Connection *c, const char *url,
-                                  const char *method) {
+/* The request id and the CORS verdict, read once on the first call. */
+static void req_ids(gw_req *r, struct MHD_Connection *c) {
   const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
   if (gw_token_valid(rid)) {
     strcpy(r->rid, rid);
@@ -232,7 +250,50 @@ static enum MHD_Result on_headers(gw_req *r, struct MHD_Connection *c, const cha
     strcpy(r->origin, origin);
     r->cors_ok = 1;
   }
+}
 
+/* Header counts for the framing check. */
+typedef struct framing {
+  unsigned host, clen, te;
+  int te_chunked; /* the (only) Transfer-Encoding is "chunked" */
+} framing;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+  framing *f = cls;
+  (void)kind;
+  if (strcasecmp(key, "Host") == 0) {
+    f->host++;
+  } else if (strcasecmp(key, "Content-Length") == 0) {
+    f->clen++;
+  } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+    f->te++;
+    f->te_chunked = value != NULL && strcasecmp(value, "chunked") == 0;
+  }
+  return MHD_YES;
+}
+
+/* 1 when the request's framing is unambiguous (RFC 9112 3.2, 6.1, 6.3):
+ * an HTTP/1.1 request has exactly one Host; at most one Content-Length;
+ * Transfer-Encoding, if any, is one "chunked" and comes without
+ * Content-Length. Two lengths are how requests are smuggled past a proxy
+ * that reads the other one; libmicrohttpd 0.9.75 silently uses the first.
+ * (A Content-Length that is not a number never gets here: libmicrohttpd
+ * answers it itself; README.) */
+static int framing_ok(struct MHD_Connection *c, const char *version) {
+  framing f = {0, 0, 0, 0};
+  MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &f);
+  if (f.host > 1 || (f.host == 0 && version != NULL && strcmp(version, "HTTP/1.1") == 0))
+    return 0;
+  if (f.clen > 1) return 0;
+  if (f.te > 0 && (f.te > 1 || !f.te_chunked || f.clen > 0)) return 0;
+  return 1;
+}
+
+/* The first call for a request: headers are in, no body yet. Either answers
+ * (phase ANSWERED), runs a body-less handler, or asks for the body. */
+static enum MHD_Result on_headers(gw_req *r, struct MHD_Connection *c, const char *url,
+                                  const char *method) {
   r->match_code = gw_route_match(method, url, &r->match);
   if (r->match_code == GW_MATCH_NOT_FOUND) {
     enum MHD_Result res;
@@ -303,11 +364,18 @@ enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *c, const char *u
     r->route = GW_R_NONE;
     atomic_fetch_add(&r->app->in_flight, 1);
     *con_cls = r;
+    req_ids(r, c);
+    /* Refused framing: answered now, so libmicrohttpd closes the connection
+     * instead of guessing where the next request starts. */
+    if (!framing_ok(c, version)) return gw_reply_error(r, c, 400, GW_E_BAD_REQUEST);
     /* libmicrohttpd closes the connection when a response is queued on this
      * first call, so only a request that carries a body is judged now (an
      * early 401/413/415 then spares reading it); the rest wait one call and
      * keep their connection alive. */
-    if (!has_body(c)) return MHD_YES;
+    if (!has_body(c)) {
+      gw_conn_busy(c); /* the whole request is in */
+      return MHD_YES;
+    }
     return on_headers(r, c, url, method);
   }
   if (r->phase == GW_PHASE_HEADERS) {
@@ -333,6 +401,7 @@ enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *c, const char *u
     return MHD_YES;
   }
   /* The body is complete. */
+  gw_conn_busy(c);
   if (r->discarded > 0) return gw_reply_error(r, c, 413, GW_E_TOO_LARGE);
   r->body[r->body_len] = '\0';
   return gw_handlers[r->route](r, c);
@@ -340,6 +409,12 @@ enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *c, const char *u
 
 void gw_req_done(void *cls, struct MHD_Connection *c, void **con_cls,
                  enum MHD_RequestTerminationCode toe) {
+  /* A kept-alive connection's next request gets a full deadline again. */
+  gw_conn *k = conn_of(c);
+  if (k != NULL) {
+    atomic_store(&k->start_us, (long long)ts_mono_us());
+    atomic_store(&k->busy, 0);
+  }
   gw_req *r = *con_cls;
   if (r == NULL) return;
   int64_t dt = ts_mono_us() - r->t0_us;

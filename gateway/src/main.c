@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cruddur/cfg.h"
@@ -31,6 +32,86 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
     line[--n] = '\0';
   log_msg(LOG_WARN, "microhttpd: %s", line);
+}
+
+/* ---- the request deadline ------------------------------------------------
+ * libmicrohttpd's connection timeout only measures idleness, so a client
+ * that sends one byte a second keeps its connection (and its 64 KiB) for
+ * ever. Each connection is tracked from accept (or from the end of its
+ * previous request) until its request is fully received or answered; a
+ * reaper thread closes the ones past GATEWAY_REQUEST_TIMEOUT_S. It cannot
+ * ask libmicrohttpd to close a connection (0.9.75 has no such call), so it
+ * writes a 408 itself (nothing else is being written on a connection that
+ * is still receiving) and shuts the socket down; libmicrohttpd then sees
+ * the end of the stream and closes the connection as usual. The fd stays
+ * valid while we hold conns_mu: libmicrohttpd reports CLOSED (which takes
+ * the lock to unlink) before it closes the socket. */
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  gw_app *app = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    gw_conn *k = calloc(1, sizeof *k);
+    if (k == NULL) return; /* no deadline for this one; idle timeout still applies */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    k->fd = ci != NULL ? ci->connect_fd : -1;
+    atomic_init(&k->start_us, (long long)ts_mono_us());
+    atomic_init(&k->busy, 0);
+    pthread_mutex_lock(&app->conns_mu);
+    k->next = app->conns;
+    if (app->conns != NULL) app->conns->prev = k;
+    app->conns = k;
+    pthread_mutex_unlock(&app->conns_mu);
+    *socket_context = k;
+    return;
+  }
+  gw_conn *k = *socket_context;
+  if (k == NULL) return;
+  pthread_mutex_lock(&app->conns_mu);
+  if (k->prev != NULL)
+    k->prev->next = k->next;
+  else
+    app->conns = k->next;
+  if (k->next != NULL) k->next->prev = k->prev;
+  pthread_mutex_unlock(&app->conns_mu);
+  free(k);
+  *socket_context = NULL;
+}
+
+static const char TIMEOUT_408[] = "HTTP/1.1 408 Request Timeout\r\n"
+                                  "Content-Type: application/json\r\n"
+                                  "Content-Length: 19\r\n"
+                                  "Connection: close\r\n"
+                                  "Cache-Control: no-store\r\n"
+                                  "\r\n"
+                                  "[\"request_timeout\"]";
+
+static atomic_int reaper_stop;
+
+static void *reaper(void *arg) {
+  gw_app *app = arg;
+  while (!atomic_load(&reaper_stop)) {
+    usleep(250000);
+    int64_t now = ts_mono_us();
+    int n = 0;
+    pthread_mutex_lock(&app->conns_mu);
+    for (gw_conn *k = app->conns; k != NULL; k = k->next) {
+      if (k->reaped || k->fd < 0 || atomic_load(&k->busy) ||
+          now - (int64_t)atomic_load(&k->start_us) <= app->request_timeout_us)
+        continue;
+      k->reaped = 1;
+      /* Best effort, never blocks: the client may not be reading. */
+      ssize_t w = send(k->fd, TIMEOUT_408, sizeof TIMEOUT_408 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      (void)w;
+      shutdown(k->fd, SHUT_RDWR);
+      n++;
+    }
+    pthread_mutex_unlock(&app->conns_mu);
+    if (n > 0)
+      log_info("closed %d connection(s) that did not send their request within %lld s (408)", n,
+               (long long)(app->request_timeout_us / 1000000));
+  }
+  return NULL;
 }
 
 /* Keeps the path exactly as sent: route.c decodes segment by segment, and
@@ -112,6 +193,12 @@ int main(int argc, char **argv) {
   long rpc_timeout = cfg_int("GATEWAY_RPC_TIMEOUT_MS", 2000, 50, 60000);
   long max_conn = cfg_int("GATEWAY_MAX_CONNECTIONS", 1024, 1, 100000);
   long conn_timeout = cfg_int("GATEWAY_CONN_TIMEOUT_S", 15, 1, 3600);
+  /* The whole request (head and body) from accept or from the end of the
+   * previous request: an idle keep-alive wait (up to conn_timeout) plus as
+   * long again to send the request. */
+  long req_timeout = cfg_int("GATEWAY_REQUEST_TIMEOUT_S", 2 * conn_timeout, 1, 7200);
+  /* 0 = no per-address limit. Everything behind one proxy shares an address. */
+  long per_ip = cfg_int("GATEWAY_MAX_CONNECTIONS_PER_IP", 256, 0, 100000);
   long drain_ms = cfg_int("GATEWAY_DRAIN_MS", 10000, 0, 600000);
   long ucache_ttl = cfg_int("GATEWAY_USER_CACHE_TTL_S", 30, 0, 3600);
   long hcache_ttl = cfg_int("GATEWAY_HANDLE_CACHE_TTL_S", 5, 0, 3600);
@@ -136,6 +223,8 @@ int main(int argc, char **argv) {
   app.openapi = gateway_openapi_json;
   app.openapi_len = gateway_openapi_json_len;
   atomic_init(&app.in_flight, 0);
+  pthread_mutex_init(&app.conns_mu, NULL);
+  app.request_timeout_us = (int64_t)req_timeout * 1000000;
   app.ucache = gw_ucache_new(4096, (int64_t)ucache_ttl * 1000000);
   app.hcache = gw_ucache_new(4096, (int64_t)hcache_ttl * 1000000);
   app.users = rpc_channel_open(users_addr);
@@ -190,7 +279,9 @@ int main(int argc, char **argv) {
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, 0, NULL, NULL, gw_on_request, &app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)workers, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)max_conn, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout,
+      (unsigned)max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per_ip,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout, MHD_OPTION_NOTIFY_CONNECTION,
+      on_connection, &app,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)GW_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
       gw_req_done, &app, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_EXTERNAL_LOGGER,
       mhd_log, NULL, MHD_OPTION_END);
@@ -200,6 +291,13 @@ int main(int argc, char **argv) {
   }
   log_info("gateway listening on %s (workers %ld, users %s, messages %s, rpc deadline %ld ms)",
            listen, workers, users_addr, messages_addr, rpc_timeout);
+  pthread_t reaper_thread;
+  atomic_init(&reaper_stop, 0);
+  if (pthread_create(&reaper_thread, NULL, reaper, &app) != 0) {
+    fprintf(stderr, "gateway: cannot start the request deadline thread\n");
+    MHD_stop_daemon(d);
+    return 1;
+  }
 
   int sig = 0;
   sigwait(&sigs, &sig);
@@ -210,7 +308,10 @@ int main(int argc, char **argv) {
   while (atomic_load(&app.in_flight) > 0 && ts_mono_us() < until)
     usleep(10000);
   long left = atomic_load(&app.in_flight);
+  atomic_store(&reaper_stop, 1);
+  pthread_join(reaper_thread, NULL);
   MHD_stop_daemon(d);
+  pthread_mutex_destroy(&app.conns_mu);
   if (left > 0) log_warn("stopped with %ld requests unfinished after %ld ms", left, drain_ms);
 #ifdef GW_HAVE_AUTH
   auth_free(app.auth);
