@@ -27,6 +27,12 @@
 #define RPC_PATH_MAX 512
 /* Responses larger than this are refused by the channel (RESOURCE_EXHAUSTED). */
 #define RPC_CLIENT_MAX_RECV (16 << 20)
+/* Reconnect backoff: first retry after 100 ms, growing (x1.6, jittered) to at
+ * most 1 s between attempts. */
+#define RPC_CLIENT_BACKOFF_INITIAL_MS 100
+#define RPC_CLIENT_BACKOFF_MAX_MS 1000
+/* The least time one connection attempt is given. */
+#define RPC_CLIENT_CONNECT_TIMEOUT_MS 1000
 
 struct rpc_channel {
   grpc_channel *ch; /* owned; grpc_channel_destroy */
@@ -38,11 +44,40 @@ rpc_channel *rpc_channel_open(const char *target) {
   if (c == NULL) return NULL;
   rpc__grpc_log_setup();
   grpc_init(); /* reference counted; balanced in rpc_channel_close */
-  grpc_arg arg;
-  arg.type = GRPC_ARG_INTEGER;
-  arg.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  arg.value.integer = RPC_CLIENT_MAX_RECV;
-  grpc_channel_args args = {1, &arg};
+  /* Reconnect: gRPC's default backoff (1 s x1.6 up to 120 s) left callers
+   * failing for seconds after an upstream came back; capped at 1 s, a
+   * restarted upstream is used again within about a second. Calls keep
+   * failing fast (UNAVAILABLE, no wait_for_ready) while it is down.
+   * GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is, in gRPC core, the minimum time a
+   * connection attempt may take (handshake included), not a backoff: it stays
+   * at 1 s so a slow handshake on a loaded host is not cut off. A refused
+   * connection fails at once regardless, and the next attempt follows the
+   * backoff.
+   * Keepalive: a ping every 20 s, also on idle connections (so a silently
+   * dead peer is noticed before a call is sent to it), and no limit on pings
+   * without data (the default of 2 would stop them on an idle connection).
+   * rpc_server_start accepts this rate (RPC_PING_MIN_INTERVAL_MS there). */
+  static const struct {
+    const char *key;
+    int value;
+  } opts[] = {
+      {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, RPC_CLIENT_MAX_RECV},
+      {GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, RPC_CLIENT_BACKOFF_INITIAL_MS},
+      {GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, RPC_CLIENT_BACKOFF_MAX_MS},
+      {GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, RPC_CLIENT_CONNECT_TIMEOUT_MS},
+      {GRPC_ARG_KEEPALIVE_TIME_MS, RPC_KEEPALIVE_TIME_MS},
+      {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, RPC_KEEPALIVE_TIMEOUT_MS},
+      {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1},
+      {GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0},
+  };
+  enum { N_OPTS = sizeof opts / sizeof opts[0] };
+  grpc_arg arg[N_OPTS];
+  for (size_t i = 0; i < N_OPTS; i++) {
+    arg[i].type = GRPC_ARG_INTEGER;
+    arg[i].key = (char *)opts[i].key;
+    arg[i].value.integer = opts[i].value;
+  }
+  grpc_channel_args args = {N_OPTS, arg};
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->ch = grpc_channel_create(target, creds, &args);
   grpc_channel_credentials_release(creds);

@@ -18,6 +18,16 @@
 /* Largest x-request-id we accept (longer ones are treated as absent). */
 #define RPC_REQUEST_ID_MAX 128
 
+/* Keepalive, shared so the two ends agree: rpc_channel_open pings every
+ * RPC_KEEPALIVE_TIME_MS (also without calls) and drops a peer that does not
+ * answer within RPC_KEEPALIVE_TIMEOUT_MS; rpc_server_start accepts pings
+ * without calls as often as every RPC_PING_MIN_INTERVAL_MS (half the client's
+ * period, so timer jitter never counts as a strike that would get the client
+ * a GOAWAY "too_many_pings"). */
+#define RPC_KEEPALIVE_TIME_MS 20000
+#define RPC_KEEPALIVE_TIMEOUT_MS 5000
+#define RPC_PING_MIN_INTERVAL_MS 10000
+
 /* What a completion-queue event is about. Every tag handed to gRPC is one of
  * these, embedded in the object it belongs to, so the poller can find the
  * owner without a lookup table. */

@@ -52,6 +52,7 @@ static atomic_int g_healthy = 1;
 static atomic_int g_blocked_entered; /* "block" handlers that started */
 static atomic_int g_counted;         /* "count" handlers that ran */
 static atomic_int g_slow_entered;
+static atomic_int g_nap_entered; /* "nap" handlers that started */
 static pthread_mutex_t g_gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_gate_cv = PTHREAD_COND_INITIALIZER;
 static int g_gate_open;
@@ -105,6 +106,10 @@ static grpc_status_code h_get_user(rpc_call *call, const ProtobufCMessage *req_,
   } else if (strcmp(h, "slow") == 0) {
     atomic_fetch_add(&g_slow_entered, 1);
     sleep_ms(700);
+  } else if (strcmp(h, "nap") == 0) {
+    /* A fixed 300 ms of upstream work that ignores shutdown. */
+    atomic_fetch_add(&g_nap_entered, 1);
+    sleep_ms(300);
   } else if (strcmp(h, "sleep") == 0) {
     /* Up to 1.5 s, but a well-behaved handler stops when its budget is gone
      * (so it frees its worker for the next cases). */
@@ -648,6 +653,100 @@ static void test_drain_budget(void) {
   rpc_channel_close(ch);
 }
 
+/* Drain at shutdown: every call the server accepted before the shutdown
+ * completes OK, including those still waiting in the worker queue. 2 workers
+ * and 6 calls of 300 ms each: at the shutdown (100 ms in) 2 run and 4 wait
+ * in the queue; all 6 were sent on a warm connection 100 ms before, so all
+ * were accepted and none may be refused. Draining them takes 3 rounds
+ * (~900 ms), well inside the budget. Only calls that reach the server after
+ * the shutdown may be refused (the last check). */
+static void test_drain_accepted(void) {
+  enum { N = 6 };
+  rpc_server *srv = start_server("127.0.0.1:0", 2, 0, 5000);
+  CHECK(srv != NULL);
+  if (srv == NULL) return;
+  rpc_channel *ch = open_to(srv);
+  /* Warm the connection so "sent" means "reached the server". */
+  CHECK_CODE(get_user(ch, "andrewbrown", 2000, NULL, NULL, NULL, 0), GRPC_STATUS_OK);
+  atomic_store(&g_nap_entered, 0);
+  bg_call b[N];
+  for (int i = 0; i < N; i++) bg_start(&b[i], ch, "nap", 5000);
+  sleep_ms(100);
+  int entered_at_shutdown = atomic_load(&g_nap_entered);
+  int64_t t0 = now_ms();
+  rpc_server_shutdown(srv);
+  rpc_server_wait(srv);
+  int64_t took = now_ms() - t0;
+  for (int i = 0; i < N; i++) {
+    pthread_join(b[i].th, NULL);
+    CHECK_CODE(b[i].code, GRPC_STATUS_OK);
+  }
+  CHECK(entered_at_shutdown == 2); /* the other 4 were queued, not running */
+  CHECK(atomic_load(&g_nap_entered) == N);
+  CHECK(took >= 700 && took < 3000); /* waited for the queued ones too */
+  CHECK(get_user(ch, "andrewbrown", 1000, NULL, NULL, NULL, 0) != GRPC_STATUS_OK);
+  rpc_server_destroy(srv);
+  rpc_channel_close(ch);
+}
+
+/* Reconnect: with the server gone, calls fail fast with UNAVAILABLE; once a
+ * server listens on the same port again, a call (polled every 50 ms)
+ * succeeds within 2 s. rpc_channel_open's backoff (100 ms growing to 1 s)
+ * makes that at most ~1.2 s. The server stays down 6 s so that gRPC's
+ * default backoff (1 s x1.6, jittered) would by then wait 2.5 to 4 s between
+ * attempts: without the channel's backoff settings this case fails in some
+ * runs (0.5 to 2.4 s measured; the restart may fall anywhere in a wait). */
+static void test_reconnect(void) {
+  rpc_server *srv = start_server("127.0.0.1:0", 2, 0, 1000);
+  CHECK(srv != NULL);
+  if (srv == NULL) return;
+  char listen[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", rpc_server_port(srv));
+  rpc_channel *ch = open_to(srv);
+  CHECK_CODE(get_user(ch, "andrewbrown", 2000, NULL, NULL, NULL, 0), GRPC_STATUS_OK);
+  rpc_server_shutdown(srv);
+  rpc_server_wait(srv);
+  rpc_server_destroy(srv);
+
+  int64_t t0 = now_ms();
+  int64_t worst = 0;
+  int calls = 0, unavailable = 0;
+  while (now_ms() - t0 < 6000) { /* fail fast, every time, while down */
+    int64_t c0 = now_ms();
+    grpc_status_code code = get_user(ch, "andrewbrown", 5000, NULL, NULL, NULL, 0);
+    int64_t took = now_ms() - c0;
+    if (took > worst) worst = took;
+    calls++;
+    unavailable += code == GRPC_STATUS_UNAVAILABLE;
+    sleep_ms(50);
+  }
+  CHECK(calls > 10);
+  CHECK(unavailable == calls);
+  CHECK(worst < 500); /* not waiting for the 5 s deadline */
+
+  srv = start_server(listen, 2, 0, 1000);
+  CHECK(srv != NULL);
+  if (srv == NULL) {
+    rpc_channel_close(ch);
+    return;
+  }
+  int64_t t_up = now_ms(), took = -1;
+  while (now_ms() - t_up < 5000) {
+    if (get_user(ch, "andrewbrown", 1000, NULL, NULL, NULL, 0) == GRPC_STATUS_OK) {
+      took = now_ms() - t_up;
+      break;
+    }
+    sleep_ms(50);
+  }
+  if (took < 0 || took >= 2000)
+    fprintf(stderr, "test_reconnect: first OK %lld ms after the restart\n", (long long)took);
+  CHECK(took >= 0 && took < 2000);
+  rpc_server_shutdown(srv);
+  rpc_server_wait(srv);
+  rpc_server_destroy(srv);
+  rpc_channel_close(ch);
+}
+
 /* Reflection answers, decoded with the v1 types (table of cases). */
 static void test_reflection_index(void) {
   const char *names[] = {"cruddur.users.v1.UsersService", "grpc.health.v1.Health"};
@@ -793,6 +892,8 @@ int main(void) {
   test_destroy_without_wait();
   test_graceful_signal();
   test_drain_budget();
+  test_drain_accepted();
+  test_reconnect();
 
   if (failures != 0) {
     fprintf(stderr, "rpc_test: %d failure(s)\n", failures);

@@ -789,14 +789,27 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out) {
   rpc__grpc_log_setup();
   grpc_init();
   srv->grpc_inited = 1;
-  grpc_arg args[2];
-  args[0].type = GRPC_ARG_INTEGER;
-  args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
-  args[0].value.integer = 0;
-  args[1].type = GRPC_ARG_INTEGER;
-  args[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  args[1].value.integer = srv->cfg.max_recv_bytes;
-  grpc_channel_args chargs = {2, args};
+  /* Keepalive pings from our clients (rpc_channel_open: every 20 s, also
+   * without calls) are allowed; by default a server accepts a ping without
+   * data only every 5 min and answers the third early one with GOAWAY. */
+  const struct {
+    const char *key;
+    int value;
+  } opts[] = {
+      {GRPC_ARG_ALLOW_REUSEPORT, 0},
+      {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, srv->cfg.max_recv_bytes},
+      {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1},
+      {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, RPC_PING_MIN_INTERVAL_MS},
+      {GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2},
+  };
+  enum { N_OPTS = sizeof opts / sizeof opts[0] };
+  grpc_arg args[N_OPTS];
+  for (size_t i = 0; i < N_OPTS; i++) {
+    args[i].type = GRPC_ARG_INTEGER;
+    args[i].key = (char *)opts[i].key;
+    args[i].value.integer = opts[i].value;
+  }
+  grpc_channel_args chargs = {N_OPTS, args};
   srv->server = grpc_server_create(&chargs, NULL);
   srv->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(srv->server, srv->cq, NULL);

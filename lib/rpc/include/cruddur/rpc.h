@@ -58,7 +58,9 @@ typedef struct rpc_server_config {
 /* Creates the server, binds `listen` (SO_REUSEPORT off, so a busy port fails)
  * and starts the poller and workers. On success *out is set and the caller
  * owns the server (rpc_server_destroy). On failure returns -1, writes one line
- * naming the reason to stderr, and allocates nothing. */
+ * naming the reason to stderr, and allocates nothing. Clients may send
+ * keepalive pings without calls as often as every 10 s (rpc_client channels
+ * ping every 20 s); pinging faster gets them a GOAWAY. */
 int rpc_server_start(const rpc_server_config *cfg, rpc_server **out);
 
 /* The port actually bound (useful with "127.0.0.1:0"). */

@@ -21,7 +21,13 @@ typedef struct rpc_status {
 
 /* Opens an insecure channel to `target` ("127.0.0.1:50051", "dns:///svc:50051").
  * Returns NULL only on out-of-memory or an empty target. Free with
- * rpc_channel_close. Connection happens lazily. */
+ * rpc_channel_close. Connection happens lazily.
+ * Reconnection: while the upstream is unreachable, calls fail fast with
+ * UNAVAILABLE (they do not wait for a connection); the channel retries after
+ * 100 ms, backing off to at most 1 s between attempts, so an upstream that
+ * comes back is used again within about a second. Keepalive pings every 20 s
+ * (also when idle; servers made by rpc_server_start allow that rate) drop a
+ * connection whose peer stopped answering for 5 s. */
 rpc_channel *rpc_channel_open(const char *target);
 
 /* Closes and frees the channel. NULL is a no-op. */
