@@ -24,6 +24,9 @@ extern unsigned int gateway_openapi_json_len;
 
 /* The body never gets past this: headers and the read buffer share it. */
 #define GW_CONN_MEMORY (64 * 1024)
+/* Stack of each connection thread in thread-per-connection mode: handlers
+ * keep small frames, and only touched pages cost memory. */
+#define GW_THREAD_STACK (1024 * 1024)
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
   char line[512];
@@ -185,11 +188,14 @@ int main(int argc, char **argv) {
   }
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (ncpu < 1) ncpu = 1;
-  /* Handlers block on their upstream RPCs, and each pool thread serves its
-   * connections one request at a time, so the pool bounds the concurrent
-   * upstream calls: 4 per core keeps both services busy (cores alone held
-   * GET /api/messages to ~0.15x of dynalite's rate; README, benchmark). */
-  long workers = cfg_int("GATEWAY_WORKERS", 4 * ncpu, 1, 256);
+  /* Handlers block on their upstream RPCs. In a thread pool a connection
+   * waits behind whatever its thread is blocked on, even while other threads
+   * idle (a request could reach a draining upstream after it had gone), so by
+   * default every connection gets its own thread (bounded by
+   * GATEWAY_MAX_CONNECTIONS). GATEWAY_WORKERS=N picks a pool of N epoll
+   * threads instead. */
+  long workers = cfg_int("GATEWAY_WORKERS", 0, 0, 256);
+  (void)ncpu;
   long rpc_timeout = cfg_int("GATEWAY_RPC_TIMEOUT_MS", 2000, 50, 60000);
   long max_conn = cfg_int("GATEWAY_MAX_CONNECTIONS", 1024, 1, 100000);
   long conn_timeout = cfg_int("GATEWAY_CONN_TIMEOUT_S", 15, 1, 3600);
@@ -274,11 +280,19 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
+  struct MHD_OptionItem threading[2] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+  if (workers > 0) {
+    flags |= MHD_USE_EPOLL;
+    threading[0] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)workers, NULL};
+  } else {
+    flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    threading[0] = (struct MHD_OptionItem){MHD_OPTION_THREAD_STACK_SIZE, GW_THREAD_STACK, NULL};
+  }
   if (v6) flags |= MHD_USE_IPv6;
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, 0, NULL, NULL, gw_on_request, &app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)workers, MHD_OPTION_CONNECTION_LIMIT,
+      MHD_OPTION_ARRAY, threading, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per_ip,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout, MHD_OPTION_NOTIFY_CONNECTION,
       on_connection, &app,
@@ -289,7 +303,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "gateway: cannot listen on %s (GATEWAY_LISTEN): %s\n", listen, strerror(errno));
     return 1;
   }
-  log_info("gateway listening on %s (workers %ld, users %s, messages %s, rpc deadline %ld ms)",
+  log_info("gateway listening on %s (workers %ld (0: a thread per connection), users %s, messages %s, rpc deadline %ld ms)",
            listen, workers, users_addr, messages_addr, rpc_timeout);
   pthread_t reaper_thread;
   atomic_init(&reaper_stop, 0);

@@ -46,20 +46,7 @@ ROUTE = re.compile(r"/(?:[0-9a-f-]{36}|@[A-Za-z0-9_]+)")
 # KNOWN; when it stops happening the run prints FIXED? so the entry can go.
 # check is "recovery" (slower than RECOVERY_BOUND_S) or "late" (answers
 # slower than RESPONSE_BOUND_S during that phase).
-KNOWN_ISSUES = {
-    ("late", "dynamodb slow"):
-        "gateway: each upstream call blocks one of its GATEWAY_WORKERS threads for up to the "
-        "2 s deadline, so concurrent requests queue behind a slow dependency: with 2 workers "
-        "8 parallel GETs got their 504 after 2, 2, 4, 4, 6, 8, 10, 12 s; answers past ~5 s "
-        "remain possible whenever concurrent slow requests exceed the worker count",
-    ("recovery", "messages-svc killed"):
-        "lib/rpc client channels keep gRPC's default reconnect backoff (1 s, x1.6, up to "
-        "120 s): after messages-svc is SERVING again the gateway may answer 503 for up to "
-        "~8 s more (measured 0.3 to 8.3 s); set GRPC_ARG_INITIAL/MAX_RECONNECT_BACKOFF_MS",
-    ("recovery", "users-svc killed"):
-        "the same lib/rpc reconnect backoff applies to the gateway's users-svc channel "
-        "(seen only for messages-svc so far, tracked so the shared cause cannot flake the suite)",
-}
+KNOWN_ISSUES = {}  # none at present
 
 
 class Load:

@@ -40,11 +40,8 @@ DRAIN_BOUND_S = 13.0          # drain time (10 s) + start-up slack
 BINARIES = ("users-svc", "messages-svc", "gateway")
 # Defects of the code under test tracked without failing: binary -> what is
 # wrong with its drain (the exit status and the bound are still asserted).
-DRAIN_KNOWN_ISSUES = {
-    "messages-svc": "calls that reached messages-svc ~150 ms before SIGTERM are sometimes "
-                    "refused with UNAVAILABLE (gateway 503) instead of drained: its log shows "
-                    "only the calls that completed (0 to 2 of 4 lost per round)",
-}
+# Parts whose drain is known to lose in-flight requests (none at present).
+DRAIN_KNOWN_ISSUES = {}
 ASAN = ("detect_leaks=1:abort_on_error=0:exitcode=23:quarantine_size_mb=%d:"
         "thread_local_quarantine_size_kb=64" % QUARANTINE_MB)
 
@@ -80,11 +77,9 @@ class LoadAndLifecycle(unittest.TestCase):
         # delaying proxies (no delay until the shutdown part).
         port, pg_port = hostile.free_port(), hostile.free_port()
         proxy, pg_proxy = hostile.DelayProxy(port, 0.0), hostile.DelayProxy(pg_port, 0.0)
-        # GATEWAY_WORKERS: the gateway blocks one worker per upstream call, so with
-        # the default (the core count) most of the slow requests below would
-        # still wait in the gateway, not be in flight at the service.
+        # The gateway gives every connection its own thread (the default), so the
+        # slow requests below are really in flight at the service at SIGTERM.
         w = hostile.World(extra_users=CLIENTS, svc_env={"ASAN_OPTIONS": ASAN},
-                          gateway_env={"GATEWAY_WORKERS": "8"},
                           messages_env={"AWS_ENDPOINT_URL_DYNAMODB": proxy.url},
                           users_env={"CONNECTION_URL": "postgresql://postgres@127.0.0.1:%d/cruddur"
                                      % pg_proxy.port})
