@@ -61,6 +61,37 @@ static const char *json_str(const cJSON *obj, const char *name) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* 1 when s is non-empty unpadded base64url of a length that can decode.
+ * libcjose asserts (aborts the process) on some malformed input, such as a
+ * '=' inside the text, so nothing unchecked may reach it. */
+static int b64url_ok(const char *s) {
+  size_t n = 0;
+  if (s == NULL) return 0;
+  for (; s[n] != '\0'; n++) {
+    char c = s[n];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+          c == '-' || c == '_'))
+      return 0;
+  }
+  return n > 0 && n % 4 != 1 && n <= 4096;
+}
+
+/* A JWK object holding only the public RSA members, after checking them:
+ * the caller frees it with free(). NULL when a member is missing or bad. */
+static char *rsa_public_jwk(const cJSON *k, const char *kid) {
+  const char *n = json_str(k, "n"), *e = json_str(k, "e");
+  if (!b64url_ok(n) || !b64url_ok(e)) return NULL;
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL) return NULL;
+  cJSON_AddStringToObject(o, "kty", "RSA");
+  cJSON_AddStringToObject(o, "kid", kid);
+  cJSON_AddStringToObject(o, "n", n);
+  cJSON_AddStringToObject(o, "e", e);
+  char *text = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  return text;
+}
+
 /* Parses {"keys":[...]}, importing each usable RSA signing key on its own
  * (cjose_jwk_import takes one JWK object). NULL when none is usable. */
 static keyset *keyset_parse(const char *json, size_t len) {
@@ -81,7 +112,7 @@ static keyset *keyset_parse(const char *json, size_t len) {
         (use && strcmp(use, "sig") != 0) || (alg && strcmp(alg, "RS256") != 0) ||
         keyset_find(ks, kid))
       continue;
-    char *one = cJSON_PrintUnformatted(k);
+    char *one = rsa_public_jwk(k, kid);
     cjose_err err;
     cjose_jwk_t *jwk = one ? cjose_jwk_import(one, strlen(one), &err) : NULL;
     free(one);
