@@ -8,7 +8,7 @@ target_link_libraries(gateway_auth PUBLIC cjose PkgConfig::OPENSSL PkgConfig::CU
   PkgConfig::CJSON Threads::Threads m)
 
 cruddur_add_test(auth_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/src/auth_test.c
-  LIBS gateway_auth PkgConfig::OPENSSL Threads::Threads)
+  LIBS gateway_auth cruddur_core PkgConfig::OPENSSL Threads::Threads)
 
 # Test helper for it_auth: verifies a token read from stdin.
 add_executable(auth_check ${CMAKE_CURRENT_LIST_DIR}/src/auth_check.c)

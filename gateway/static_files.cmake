@@ -7,4 +7,4 @@ target_link_libraries(gateway_static PUBLIC PkgConfig::MHD)
 
 cruddur_add_test(static_files_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/src/static_files_test.c
-  LIBS gateway_static PkgConfig::MHD)
+  LIBS gateway_static cruddur_core PkgConfig::MHD)

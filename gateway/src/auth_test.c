@@ -22,15 +22,7 @@
 
 #include "auth.h"
 
-static int failures;
-#define CHECK(cond)                                                                    \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
-      fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", __FILE__, __LINE__, __func__,   \
-              #cond);                                                                  \
-      failures++;                                                                      \
-    }                                                                                  \
-  } while (0)
+#include "cruddur/check.h"
 #define CHECK_CODE(got, want)                                                          \
   do {                                                                                 \
     auth_code g_ = (got), w_ = (want);                                                 \

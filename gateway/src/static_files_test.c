@@ -13,17 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int failures;
-
-#define CHECK(cond, ...)                                          \
-  do {                                                            \
-    if (!(cond)) {                                                \
-      failures++;                                                 \
-      fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                               \
-      fputc('\n', stderr);                                        \
-    }                                                             \
-  } while (0)
+#include "cruddur/check.h"
 
 static const char INDEX_HTML[] = "<!doctype html><title>t</title><script type=module src=/app.js></script>";
 static const char APP_JS[] = "export const x = 1;\n";

@@ -5,14 +5,7 @@
 
 #include "keys.h"
 
-static int failures;
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                     \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
+#include "cruddur/check.h"
 
 static const char *A = "11111111-1111-4111-8111-111111111111";
 static const char *B = "22222222-2222-4222-8222-222222222222";

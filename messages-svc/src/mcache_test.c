@@ -5,14 +5,7 @@
 
 #include "mcache.h"
 
-static int failures;
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                     \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
+#include "cruddur/check.h"
 
 static void id(unsigned n, char out[37]) {
   snprintf(out, 37, "%08x-0000-4000-8000-%012x", n, n);

@@ -18,15 +18,7 @@
 #include "aws_internal.h"
 #include "cruddur/aws.h"
 
-static int failures;
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", __FILE__, __LINE__,   \
-              __func__, #cond);                                              \
-      failures++;                                                            \
-    }                                                                        \
-  } while (0)
+#include "cruddur/check.h"
 
 /* ==== fake HTTP server ===================================================== */
 

@@ -8,17 +8,7 @@
 #include "cruddur/utf8.h"
 #include "cruddur/uuid.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      failures++;                                          \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);      \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-    }                                                      \
-  } while (0)
+#include "cruddur/check.h"
 
 static void test_uuid(void) {
   static const struct { const char *name, *s; int valid; } cases[] = {

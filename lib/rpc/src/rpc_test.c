@@ -25,14 +25,7 @@
 
 #include <grpc/byte_buffer_reader.h>
 
-static int failures;
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                            \
-    }                                                                        \
-  } while (0)
+#include "cruddur/check.h"
 #define CHECK_CODE(got, want)                                                  \
   do {                                                                         \
     grpc_status_code g_ = (got), w_ = (want);                                  \
