@@ -273,20 +273,40 @@ int awsi_xml_value(const char *xml, size_t len, const char *tag, char *out, size
   return 0;
 }
 
+/* Reads exactly n decimal digits (no sign, no space) into *v. */
+static int read_digits(const char *s, int n, int *v) {
+  int x = 0;
+  for (int i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)s[i])) return -1;
+    x = x * 10 + (s[i] - '0');
+  }
+  *v = x;
+  return 0;
+}
+
+/* Strict: every field at its place, the day checked against the month,
+ * nothing for timegm() to normalise into another instant (an expiry read
+ * wrongly would keep stale credentials or refresh in a loop). */
 int awsi_parse_iso8601(const char *s, int64_t *out) {
-  int y, mo, d, h, mi, sec, n = 0;
-  if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-      n != 19)
+  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int y, mo, d, h, mi, sec;
+  if (!s || strlen(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+      s[13] != ':' || s[16] != ':' || read_digits(s, 4, &y) || read_digits(s + 5, 2, &mo) ||
+      read_digits(s + 8, 2, &d) || read_digits(s + 11, 2, &h) || read_digits(s + 14, 2, &mi) ||
+      read_digits(s + 17, 2, &sec))
     return -1;
-  const char *r = s + n;
+  const char *r = s + 19;
   if (*r == '.') {
     r++;
     if (!isdigit((unsigned char)*r)) return -1;
     while (isdigit((unsigned char)*r)) r++;
   }
   if (!(strcmp(r, "Z") == 0 || strcmp(r, "+00:00") == 0 || strcmp(r, "z") == 0)) return -1;
-  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
+      sec > 59)
     return -1;
+  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (mo == 2 && d == 29 && !leap) return -1;
   struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
                   .tm_hour = h, .tm_min = mi, .tm_sec = sec};
   *out = (int64_t)timegm(&tm);

@@ -740,6 +740,14 @@ static void test_parsers(void) {
   CHECK(awsi_parse_iso8601("2026-11-24 17:02:48Z", &t) == -1);
   CHECK(awsi_parse_iso8601("2026-11-24T17:02:48", &t) == -1);
   CHECK(awsi_parse_iso8601("2026-13-24T17:02:48Z", &t) == -1);
+  /* Found by fuzz_aws_parsers: fields that sscanf took and timegm moved. */
+  CHECK(awsi_parse_iso8601("2026-11-24T17:-2:60.123+00:00", &t) == -1);
+  CHECK(awsi_parse_iso8601("2026-02-31T00:00:00Z", &t) == -1);
+  CHECK(awsi_parse_iso8601("2026-02-29T00:00:00Z", &t) == -1);
+  CHECK(awsi_parse_iso8601("2028-02-29T00:00:00Z", &t) == 0);
+  CHECK(awsi_parse_iso8601("2026-11-24T17:02: 8Z", &t) == -1);
+  CHECK(awsi_parse_iso8601("+026-11-24T17:02:08Z", &t) == -1);
+  CHECK(awsi_parse_iso8601("2026-11-24T17:02:60Z", &t) == -1);
   awsi_error_name("com.amazonaws.dynamodb.v20120810#ResourceNotFoundException", name,
                   sizeof name);
   CHECK(strcmp(name, "ResourceNotFoundException") == 0);
