@@ -4,7 +4,7 @@
 add_library(gateway_auth STATIC ${CMAKE_CURRENT_LIST_DIR}/src/auth.c)
 target_include_directories(gateway_auth PUBLIC ${CMAKE_CURRENT_LIST_DIR}/src)
 target_compile_options(gateway_auth PRIVATE ${CRUDDUR_WARNINGS})
-target_link_libraries(gateway_auth PUBLIC cjose PkgConfig::OPENSSL PkgConfig::CURL
+target_link_libraries(gateway_auth PUBLIC cjose cruddur_core PkgConfig::OPENSSL PkgConfig::CURL
   PkgConfig::CJSON Threads::Threads m)
 
 cruddur_add_test(auth_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/src/auth_test.c

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "auth.h"
+#include "cruddur/dbuf.h"
 
 #include <cjose/cjose.h>
 #include <cjson/cJSON.h>
@@ -347,40 +348,18 @@ int auth_set_jwks(auth *a, const char *jwks_json) {
 
 /* ---- JWKS fetch --------------------------------------------------------------- */
 
-typedef struct {
-  char *buf;
-  size_t len, cap;
-} fetch_buf;
-
-static size_t on_jwks_body(char *data, size_t size, size_t nmemb, void *ud) {
-  fetch_buf *b = ud;
-  size_t n = size * nmemb;
-  if (n > AUTH_JWKS_CAP - b->len) return 0; /* too large: abort */
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 8192;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *nb = realloc(b->buf, cap);
-    if (!nb) return 0;
-    b->buf = nb;
-    b->cap = cap;
-  }
-  memcpy(b->buf + b->len, data, n);
-  b->len += n;
-  b->buf[b->len] = '\0';
-  return n;
-}
 
 static keyset *jwks_fetch(const char *url) {
   CURL *e = curl_easy_init();
   if (!e) return NULL;
-  fetch_buf b = {0};
+  dbuf b = DBUF_INIT(AUTH_JWKS_CAP);
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, AUTH_JWKS_TIMEOUT_MS);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, AUTH_JWKS_CONNECT_MS);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)AUTH_JWKS_CAP);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_jwks_body);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, dbuf_curl_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
   long status = 0;
   keyset *ks = NULL;
@@ -389,7 +368,7 @@ static keyset *jwks_fetch(const char *url) {
       b.buf)
     ks = keyset_parse(b.buf, b.len);
   curl_easy_cleanup(e);
-  free(b.buf);
+  dbuf_free(&b);
   return ks;
 }
 

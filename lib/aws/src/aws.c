@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "aws_internal.h"
+#include "cruddur/dbuf.h"
 
 /* An answer larger than this is refused (AWS_E_PROTOCOL): DynamoDB's largest
  * answers (1 MB pages, BatchGetItem 16 MB) fit. */
@@ -31,9 +32,7 @@
 typedef struct aws_thread {
   struct aws_client *client;
   CURL *easy;
-  char *buf;
-  size_t len, cap;
-  bool overflow;
+  dbuf body; /* the last answer, at most AWS_RESP_CAP bytes */
   char type_hdr[128]; /* x-amzn-ErrorType of the last answer */
   char curl_err[CURL_ERROR_SIZE];
   uint64_t rng;
@@ -123,7 +122,7 @@ const char *aws_strerror(aws_code code) {
 
 static void thread_free(aws_thread *t) {
   if (t->easy) curl_easy_cleanup(t->easy);
-  free(t->buf);
+  dbuf_free(&t->body);
   free(t);
 }
 
@@ -334,28 +333,6 @@ aws_client *aws_client_from_env(const char *service, const char *service_env_id,
 
 /* ---- per-thread handle -------------------------------------------------- */
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
-  aws_thread *t = ud;
-  size_t n = size * nmemb;
-  if (n > AWS_RESP_CAP - t->len) {
-    t->overflow = true;
-    return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
-  }
-  if (t->len + n + 1 > t->cap) {
-    size_t cap = t->cap ? t->cap : 4096;
-    while (cap < t->len + n + 1) cap *= 2;
-    if (cap > AWS_RESP_CAP + 1) cap = AWS_RESP_CAP + 1;
-    char *b = realloc(t->buf, cap);
-    if (!b) return 0;
-    t->buf = b;
-    t->cap = cap;
-  }
-  memcpy(t->buf + t->len, data, n);
-  t->len += n;
-  t->buf[t->len] = '\0';
-  return n;
-}
-
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
   aws_thread *t = ud;
   size_t n = size * nmemb;
@@ -379,6 +356,7 @@ static aws_thread *thread_get(aws_client *c) {
   t = calloc(1, sizeof *t);
   if (!t) return NULL;
   t->client = c;
+  t->body = (dbuf)DBUF_INIT(AWS_RESP_CAP);
   t->easy = curl_easy_init();
   if (!t->easy) {
     free(t);
@@ -399,8 +377,8 @@ static aws_thread *thread_get(aws_client *c) {
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_AWS_SIGV4, c->sigv4);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, dbuf_curl_write);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &t->body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->curl_err);
@@ -441,7 +419,7 @@ static void err_set(aws_error *err, aws_code code, int status, const char *name,
 static void parse_error_body(aws_thread *t, char *name, size_t ncap, char *msg,
                              size_t mcap) {
   name[0] = msg[0] = '\0';
-  cJSON *j = t->len ? cJSON_ParseWithLength(t->buf, t->len) : NULL;
+  cJSON *j = t->body.len ? cJSON_ParseWithLength(t->body.buf, t->body.len) : NULL;
   if (cJSON_IsObject(j)) {
     const cJSON *ty = cJSON_GetObjectItemCaseSensitive(j, "__type");
     if (!cJSON_IsString(ty)) ty = cJSON_GetObjectItemCaseSensitive(j, "code");
@@ -541,8 +519,7 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(remaining < AWS_CONNECT_TIMEOUT_MS ? remaining
                                                                : AWS_CONNECT_TIMEOUT_MS));
-    t->len = 0;
-    t->overflow = false;
+    dbuf_reset(&t->body);
     t->type_hdr[0] = '\0';
     t->curl_err[0] = '\0';
     atomic_fetch_add(&c->requests, 1);
@@ -558,7 +535,7 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
       curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
       last_status = (int)status;
       if (status >= 200 && status < 300) {
-        cJSON *j = t->len ? cJSON_ParseWithLength(t->buf, t->len) : cJSON_CreateObject();
+        cJSON *j = t->body.len ? cJSON_ParseWithLength(t->body.buf, t->body.len) : cJSON_CreateObject();
         if (cJSON_IsObject(j)) {
           *out = j;
           last = AWS_OK;
@@ -584,12 +561,12 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
         snprintf(msg, sizeof msg, "unexpected HTTP status %ld", status);
         break;
       }
-    } else if (t->overflow || rc == CURLE_FILESIZE_EXCEEDED) {
+    } else if (t->body.toobig || rc == CURLE_FILESIZE_EXCEEDED) {
       last = AWS_E_PROTOCOL;
       last_status = 0;
       snprintf(msg, sizeof msg, "answer larger than %zu bytes", AWS_RESP_CAP);
       break;
-    } else if (rc == CURLE_OUT_OF_MEMORY || (rc == CURLE_WRITE_ERROR && !t->overflow)) {
+    } else if (rc == CURLE_OUT_OF_MEMORY || (rc == CURLE_WRITE_ERROR && !t->body.toobig)) {
       last = AWS_E_NOMEM;
       copy_trunc(msg, sizeof msg, "out of memory");
       break;
@@ -620,11 +597,7 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
 
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
   free(payload);
-  if (t->cap > AWS_RESP_KEEP) {
-    free(t->buf);
-    t->buf = NULL;
-    t->cap = t->len = 0;
-  }
+  if (t->body.cap > AWS_RESP_KEEP) dbuf_free(&t->body);
   if (last != AWS_OK) {
     atomic_fetch_add(&c->failures, 1);
     err_set(err, last, last_status, name, msg);

@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "aws_internal.h"
+#include "cruddur/dbuf.h"
 #include "cruddur/log.h"
 
 #define AWSI_REFRESH_BEFORE_S 300 /* refresh 5 minutes before expiry */
@@ -315,37 +316,10 @@ int awsi_parse_iso8601(const char *s, int64_t *out) {
 
 /* ---- fetching ------------------------------------------------------------ */
 
-typedef struct {
-  char *buf;
-  size_t len, cap;
-  bool overflow;
-} fetch_buf;
-
-static size_t on_fetch_body(char *data, size_t size, size_t nmemb, void *ud) {
-  fetch_buf *b = ud;
-  size_t n = size * nmemb;
-  if (n > AWSI_FETCH_CAP - b->len) {
-    b->overflow = true;
-    return 0;
-  }
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 4096;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *nb = realloc(b->buf, cap);
-    if (!nb) return 0;
-    b->buf = nb;
-    b->cap = cap;
-  }
-  memcpy(b->buf + b->len, data, n);
-  b->len += n;
-  b->buf[b->len] = '\0';
-  return n;
-}
-
 /* One HTTP exchange with a fresh handle (refreshes are rare). `post` NULL
  * means GET. Returns the status (0 on transport failure, reason in why). */
 static long http_fetch(const char *url, const char *post, struct curl_slist *hdrs,
-                       int64_t timeout_ms, fetch_buf *b, char *why, size_t whycap) {
+                       int64_t timeout_ms, dbuf *b, char *why, size_t whycap) {
   CURL *e = curl_easy_init();
   if (!e) {
     snprintf(why, whycap, "out of memory");
@@ -357,7 +331,7 @@ static long http_fetch(const char *url, const char *post, struct curl_slist *hdr
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_fetch_body);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, dbuf_curl_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)AWSI_FETCH_CAP);
@@ -371,7 +345,7 @@ static long http_fetch(const char *url, const char *post, struct curl_slist *hdr
   if (rc == CURLE_OK) {
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
   } else {
-    snprintf(why, whycap, "%s", b->overflow ? "answer too large"
+    snprintf(why, whycap, "%s", b->toobig ? "answer too large"
                                             : (cerr[0] ? cerr : curl_easy_strerror(rc)));
   }
   curl_easy_cleanup(e);
@@ -444,7 +418,7 @@ static awsi_creds *fetch_web_identity(awsi_provider *p, int64_t timeout_ms, char
       curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
   struct curl_slist *h2 = h ? curl_slist_append(h, "Accept: application/xml") : NULL;
   if (h2) h = h2;
-  fetch_buf b = {0};
+  dbuf b = DBUF_INIT(AWSI_FETCH_CAP);
   char url[1024];
   snprintf(url, sizeof url, "%s/", p->sts_url);
   size_t ul = strlen(url);
@@ -489,7 +463,7 @@ static awsi_creds *fetch_web_identity(awsi_provider *p, int64_t timeout_ms, char
   free(secret);
   free(token);
   if (b.buf) explicit_bzero(b.buf, b.len);
-  free(b.buf);
+  dbuf_free(&b);
   return c;
 }
 
@@ -525,7 +499,7 @@ static awsi_creds *fetch_container(awsi_provider *p, int64_t timeout_ms, char *w
       return NULL;
     }
   }
-  fetch_buf b = {0};
+  dbuf b = DBUF_INIT(AWSI_FETCH_CAP);
   long status = http_fetch(p->uri, NULL, h, timeout_ms, &b, why, whycap);
   if (h) {
     explicit_bzero(h->data, strlen(h->data));
@@ -555,7 +529,7 @@ static awsi_creds *fetch_container(awsi_provider *p, int64_t timeout_ms, char *w
     cJSON_Delete(j);
   }
   if (b.buf) explicit_bzero(b.buf, b.len);
-  free(b.buf);
+  dbuf_free(&b);
   return c;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cruddur/cfg.h"
+#include "cruddur/dbuf.h"
 #include "cruddur/ts.h"
 #include "cruddur/utf8.h"
 #include "cruddur/uuid.h"
@@ -115,11 +116,32 @@ static void test_cfg(void) {
   CHECK(strcmp(cfg_first(names, "d"), "value") == 0, "cfg_first");
 }
 
+static void test_dbuf(void) {
+  dbuf b = DBUF_INIT(10);
+  CHECK(dbuf_append(&b, "hello", 5) == 0 && b.len == 5 && strcmp(b.buf, "hello") == 0, "append");
+  CHECK(dbuf_append(&b, "world", 5) == 0 && b.len == 10 && strcmp(b.buf, "helloworld") == 0,
+        "fills to max exactly");
+  CHECK(b.cap == 11, "never allocates past max + NUL: %zu", b.cap);
+  CHECK(dbuf_append(&b, "!", 1) == -1 && b.toobig && b.len == 10 &&
+            strcmp(b.buf, "helloworld") == 0, "refused past max, content unchanged");
+  CHECK(dbuf_curl_write("x", 1, 1, &b) == 0, "curl callback refuses past max");
+  dbuf_reset(&b);
+  CHECK(b.len == 0 && !b.toobig && b.buf[0] == '\0' && b.cap == 11, "reset keeps memory");
+  CHECK(dbuf_curl_write("abc", 1, 3, &b) == 3 && strcmp(b.buf, "abc") == 0, "curl callback");
+  dbuf_free(&b);
+  CHECK(b.buf == NULL && b.cap == 0 && b.max == 10, "free");
+  dbuf e = DBUF_INIT(0);
+  CHECK(dbuf_append(&e, "", 0) == 0 && e.len == 0 && e.buf != NULL, "empty append on max 0");
+  CHECK(dbuf_append(&e, "a", 1) == -1 && e.toobig, "max 0 refuses a byte");
+  dbuf_free(&e);
+}
+
 int main(void) {
   test_uuid();
   test_ts();
   test_utf8();
   test_cfg();
+  test_dbuf();
   if (failures) {
     fprintf(stderr, "core_test: %d failure(s)\n", failures);
     return 1;
