@@ -91,6 +91,21 @@ void tools_preview(const char *s, int max, char *out, size_t cap) {
   out[o] = '\0';
 }
 
+/* Appends one {"uuid","handle","display_name","message","created_at"} row,
+ * the shape of the HTTP API, for --json output. */
+static void add_row(cJSON *arr, const char *uuid, const store_party *who, const char *text,
+                    int64_t us) {
+  char wire[TS_WIRE_LEN + 1];
+  ts_format_wire(us, wire);
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "uuid", uuid);
+  cJSON_AddStringToObject(o, "handle", who->handle);
+  cJSON_AddStringToObject(o, "display_name", who->display_name);
+  cJSON_AddStringToObject(o, "message", text);
+  cJSON_AddStringToObject(o, "created_at", wire);
+  cJSON_AddItemToArray(arr, o);
+}
+
 static void local_time(int64_t us, char *out, size_t cap) {
   time_t secs = (time_t)(us / 1000000);
   struct tm tm;
@@ -615,15 +630,7 @@ int tools_get_conversation(tools_ctx *t, const char *group) {
       if (store_msg_from_item(item, &m) != 0) continue;
       count++;
       if (arr) {
-        char wire[TS_WIRE_LEN + 1];
-        ts_format_wire(m.created_us, wire);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "uuid", m.message_uuid);
-        cJSON_AddStringToObject(o, "handle", m.sender.handle);
-        cJSON_AddStringToObject(o, "display_name", m.sender.display_name);
-        cJSON_AddStringToObject(o, "message", m.text);
-        cJSON_AddStringToObject(o, "created_at", wire);
-        cJSON_AddItemToArray(arr, o);
+        add_row(arr, m.message_uuid, &m.sender, m.text, m.created_us);
       } else {
         char when[64], text[200];
         local_time(m.created_us, when, sizeof when);
@@ -678,15 +685,7 @@ int tools_list_conversations(tools_ctx *t, const char *handle) {
     cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "Items")) {
       if (store_group_from_item(item, &g) != 0) continue;
       if (arr) {
-        char wire[TS_WIRE_LEN + 1];
-        ts_format_wire(g.last_us, wire);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "uuid", g.group);
-        cJSON_AddStringToObject(o, "handle", g.other.handle);
-        cJSON_AddStringToObject(o, "display_name", g.other.display_name);
-        cJSON_AddStringToObject(o, "message", g.text);
-        cJSON_AddStringToObject(o, "created_at", wire);
-        cJSON_AddItemToArray(arr, o);
+        add_row(arr, g.group, &g.other, g.text, g.last_us);
       } else {
         char when[64], text[200];
         local_time(g.last_us, when, sizeof when);
