@@ -6,7 +6,6 @@
  */
 #include "cruddur/ts.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -55,6 +54,14 @@ static int64_t days_from_civil(int y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
+/* Writes the low `n` decimal digits of v, zero-padded. */
+static void put_digits(char *out, unsigned v, int n) {
+  for (int i = n - 1; i >= 0; i--) {
+    out[i] = (char)('0' + v % 10);
+    v /= 10;
+  }
+}
+
 /* Writes the common 26-character prefix "YYYY-MM-DDTHH:MM:SS.ffffff". */
 static int format_prefix(int64_t us, char *out) {
   int64_t s = floor_div(us, US_PER_S);
@@ -64,11 +71,23 @@ static int format_prefix(int64_t us, char *out) {
   int64_t sod = s - days * S_PER_DAY;
   int y, m, d;
   civil_from_days(days, &y, &m, &d);
-  /* Every field is range-checked above, so the widths are exact; the
-   * unsigned casts let the compiler see the bounds. */
-  snprintf(out, 27, "%04u-%02u-%02uT%02u:%02u:%02u.%06u", (unsigned)y % 10000u,
-           (unsigned)m % 100u, (unsigned)d % 100u, (unsigned)(sod / 3600) % 100u,
-           (unsigned)(sod / 60 % 60), (unsigned)(sod % 60), (unsigned)frac % 1000000u);
+  /* Every field is range-checked above, so the widths are exact. Written
+   * digit by digit: snprintf was a tenth of the gateway's instructions per
+   * message list (20 timestamps a page). */
+  put_digits(out, (unsigned)y, 4);
+  out[4] = '-';
+  put_digits(out + 5, (unsigned)m, 2);
+  out[7] = '-';
+  put_digits(out + 8, (unsigned)d, 2);
+  out[10] = 'T';
+  put_digits(out + 11, (unsigned)(sod / 3600), 2);
+  out[13] = ':';
+  put_digits(out + 14, (unsigned)(sod / 60 % 60), 2);
+  out[16] = ':';
+  put_digits(out + 17, (unsigned)(sod % 60), 2);
+  out[19] = '.';
+  put_digits(out + 20, (unsigned)frac, 6);
+  out[26] = '\0';
   return 0;
 }
 
