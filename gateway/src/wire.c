@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cruddur/jw.h"
 #include "cruddur/ts.h"
 #include "cruddur/utf8.h"
 #include "route.h"
@@ -220,73 +221,95 @@ void gw_wire_time(const Google__Protobuf__Timestamp *t, char out[33]) {
   if (ts_format_wire(us, out) != 0) ts_format_wire(0, out);
 }
 
-static const char *nz(const char *s) {
-  return s ? s : "";
-}
+/* The largest answer body: a page of GW_LIMIT_MAX items, each with a
+ * message of GW_MESSAGE_MAX_CP code points (at most 6 bytes each once
+ * escaped) and its fixed-size keys, with room to spare. */
+#define GW_JSON_MAX ((size_t)GW_LIMIT_MAX * (GW_MESSAGE_MAX_CP * 6 + 1024) + 64)
 
-/* Adds the five keys every list item has. Returns 0 or -1 (OOM). */
-static int add_item(cJSON *arr, const char *uuid, const Cruddur__Messages__V1__Participant *who,
-                    const char *text, const Google__Protobuf__Timestamp *at) {
+/* Writes one list item: the five keys every item has. */
+static void put_item(jw *w, const char *uuid, const Cruddur__Messages__V1__Participant *who,
+                     const char *text, const Google__Protobuf__Timestamp *at) {
   char ts[33];
-  cJSON *o = cJSON_CreateObject();
-  if (o == NULL) return -1;
-  cJSON_AddItemToArray(arr, o);
   gw_wire_time(at, ts);
-  if (!cJSON_AddStringToObject(o, "uuid", nz(uuid)) ||
-      !cJSON_AddStringToObject(o, "display_name", who ? nz(who->display_name) : "") ||
-      !cJSON_AddStringToObject(o, "handle", who ? nz(who->handle) : "") ||
-      !cJSON_AddStringToObject(o, "message", nz(text)) ||
-      !cJSON_AddStringToObject(o, "created_at", ts))
-    return -1;
-  return 0;
+  jw_lit(w, "{\"uuid\":");
+  jw_str(w, uuid);
+  jw_lit(w, ",\"display_name\":");
+  jw_str(w, who ? who->display_name : NULL);
+  jw_lit(w, ",\"handle\":");
+  jw_str(w, who ? who->handle : NULL);
+  jw_lit(w, ",\"message\":");
+  jw_str(w, text);
+  jw_lit(w, ",\"created_at\":");
+  jw_str(w, ts);
+  jw_lit(w, "}");
 }
 
-static char *finish(cJSON *j, int failed) {
-  char *s = failed ? NULL : cJSON_PrintUnformatted(j);
-  cJSON_Delete(j);
-  return s;
+/* Hands the text over (malloc'd, the caller's), or frees it on failure. */
+static char *finish(jw *w) {
+  if (w->failed || w->out->buf == NULL) {
+    dbuf_free(w->out);
+    return NULL;
+  }
+  return w->out->buf;
 }
 
 char *gw_json_groups(const Cruddur__Messages__V1__ListMessageGroupsResponse *r) {
-  cJSON *a = cJSON_CreateArray();
-  int failed = a == NULL;
-  for (size_t i = 0; !failed && i < r->n_groups; i++) {
+  dbuf b = DBUF_INIT(GW_JSON_MAX);
+  jw w = {&b, false};
+  jw_lit(&w, "[");
+  for (size_t i = 0; i < r->n_groups; i++) {
     const Cruddur__Messages__V1__MessageGroup *g = r->groups[i];
-    failed = add_item(a, g->message_group_uuid, g->other, g->last_message, g->last_message_at) != 0;
+    if (i > 0) jw_lit(&w, ",");
+    put_item(&w, g->message_group_uuid, g->other, g->last_message, g->last_message_at);
   }
-  return a ? finish(a, failed) : NULL;
+  jw_lit(&w, "]");
+  return finish(&w);
 }
 
 char *gw_json_messages(const Cruddur__Messages__V1__ListMessagesResponse *r) {
-  cJSON *a = cJSON_CreateArray();
-  int failed = a == NULL;
-  for (size_t i = 0; !failed && i < r->n_messages; i++) {
+  dbuf b = DBUF_INIT(GW_JSON_MAX);
+  jw w = {&b, false};
+  jw_lit(&w, "[");
+  for (size_t i = 0; i < r->n_messages; i++) {
     const Cruddur__Messages__V1__Message *m = r->messages[i];
-    failed = add_item(a, m->message_uuid, m->sender, m->text, m->created_at) != 0;
+    if (i > 0) jw_lit(&w, ",");
+    put_item(&w, m->message_uuid, m->sender, m->text, m->created_at);
   }
-  return a ? finish(a, failed) : NULL;
+  jw_lit(&w, "]");
+  return finish(&w);
 }
 
 char *gw_json_created(const Cruddur__Messages__V1__Message *m) {
   char ts[33];
-  cJSON *o = cJSON_CreateObject();
-  if (o == NULL) return NULL;
-  gw_wire_time(m->created_at, ts);
+  dbuf b = DBUF_INIT(GW_JSON_MAX);
+  jw w = {&b, false};
   const Cruddur__Messages__V1__Participant *s = m->sender;
-  int failed = !cJSON_AddStringToObject(o, "message_group_uuid", nz(m->message_group_uuid)) ||
-               !cJSON_AddStringToObject(o, "uuid", nz(m->message_uuid)) ||
-               !cJSON_AddStringToObject(o, "display_name", s ? nz(s->display_name) : "") ||
-               !cJSON_AddStringToObject(o, "handle", s ? nz(s->handle) : "") ||
-               !cJSON_AddStringToObject(o, "message", nz(m->text)) ||
-               !cJSON_AddStringToObject(o, "created_at", ts);
-  return finish(o, failed);
+  gw_wire_time(m->created_at, ts);
+  jw_lit(&w, "{\"message_group_uuid\":");
+  jw_str(&w, m->message_group_uuid);
+  jw_lit(&w, ",\"uuid\":");
+  jw_str(&w, m->message_uuid);
+  jw_lit(&w, ",\"display_name\":");
+  jw_str(&w, s ? s->display_name : NULL);
+  jw_lit(&w, ",\"handle\":");
+  jw_str(&w, s ? s->handle : NULL);
+  jw_lit(&w, ",\"message\":");
+  jw_str(&w, m->text);
+  jw_lit(&w, ",\"created_at\":");
+  jw_str(&w, ts);
+  jw_lit(&w, "}");
+  return finish(&w);
 }
 
 char *gw_json_user_short(const Cruddur__Users__V1__User *u) {
-  cJSON *o = cJSON_CreateObject();
-  if (o == NULL) return NULL;
-  int failed = !cJSON_AddStringToObject(o, "uuid", nz(u->uuid)) ||
-               !cJSON_AddStringToObject(o, "handle", nz(u->handle)) ||
-               !cJSON_AddStringToObject(o, "display_name", nz(u->display_name));
-  return finish(o, failed);
+  dbuf b = DBUF_INIT(GW_JSON_MAX);
+  jw w = {&b, false};
+  jw_lit(&w, "{\"uuid\":");
+  jw_str(&w, u->uuid);
+  jw_lit(&w, ",\"handle\":");
+  jw_str(&w, u->handle);
+  jw_lit(&w, ",\"display_name\":");
+  jw_str(&w, u->display_name);
+  jw_lit(&w, "}");
+  return finish(&w);
 }

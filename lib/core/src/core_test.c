@@ -3,8 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cruddur/cfg.h"
 #include "cruddur/dbuf.h"
+#include "cruddur/jw.h"
 #include "cruddur/ts.h"
 #include "cruddur/utf8.h"
 #include "cruddur/uuid.h"
@@ -136,12 +139,44 @@ static void test_dbuf(void) {
   dbuf_free(&e);
 }
 
+/* jw_str must give exactly what cJSON prints for the same string. */
+static void test_jw(void) {
+  static const char *const cases[] = {
+      "", "plain", "quote \" inside", "back\\slash", "\b\f\n\r\t", "\x01\x1f ctl",
+      "caf\xc3\xa9 \xf0\x9f\x98\x80", "</script>", "\x7f del", "a\"\\\n\x02z",
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    dbuf b = DBUF_INIT(1024);
+    jw w = {&b, false};
+    jw_str(&w, cases[i]);
+    cJSON *s = cJSON_CreateString(cases[i]);
+    char *want = cJSON_PrintUnformatted(s);
+    CHECK(!w.failed && want && strcmp(b.buf, want) == 0, "jw_str case %zu: %s vs %s", i, b.buf,
+          want ? want : "(null)");
+    cJSON_free(want);
+    cJSON_Delete(s);
+    dbuf_free(&b);
+  }
+  dbuf b = DBUF_INIT(8);
+  jw w = {&b, false};
+  jw_str(&w, NULL);
+  jw_lit(&w, ",");
+  CHECK(!w.failed && strcmp(b.buf, "\"\",") == 0, "NULL is the empty string");
+  jw_str(&w, "toolong");
+  CHECK(w.failed && b.toobig, "cap refuses");
+  size_t len = b.len;
+  jw_lit(&w, "x");
+  CHECK(b.len == len, "sticky: nothing appended after a failure");
+  dbuf_free(&b);
+}
+
 int main(void) {
   test_uuid();
   test_ts();
   test_utf8();
   test_cfg();
   test_dbuf();
+  test_jw();
   if (failures) {
     fprintf(stderr, "core_test: %d failure(s)\n", failures);
     return 1;
