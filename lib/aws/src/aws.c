@@ -17,6 +17,7 @@
 
 #include "aws_internal.h"
 #include "cruddur/dbuf.h"
+#include "cruddur/jarena.h"
 
 /* An answer larger than this is refused (AWS_E_PROTOCOL): DynamoDB's largest
  * answers (1 MB pages, BatchGetItem 16 MB) fit. */
@@ -535,7 +536,9 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
       curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
       last_status = (int)status;
       if (status >= 200 && status < 300) {
-        cJSON *j = t->body.len ? cJSON_ParseWithLength(t->body.buf, t->body.len) : cJSON_CreateObject();
+        /* The answer tree lives in this thread's arena (jarena.h): a page
+         * of items is a thousand nodes, each a malloc/free pair otherwise. */
+        cJSON *j = t->body.len ? jarena_parse(t->body.buf, t->body.len) : cJSON_CreateObject();
         if (cJSON_IsObject(j)) {
           *out = j;
           last = AWS_OK;

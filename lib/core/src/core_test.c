@@ -7,6 +7,7 @@
 
 #include "cruddur/cfg.h"
 #include "cruddur/dbuf.h"
+#include "cruddur/jarena.h"
 #include "cruddur/jw.h"
 #include "cruddur/ts.h"
 #include "cruddur/utf8.h"
@@ -170,6 +171,50 @@ static void test_jw(void) {
   dbuf_free(&b);
 }
 
+static void test_jarena(void) {
+  static const char doc[] = "{\"Items\":[{\"pk\":{\"S\":\"MSG#1\"},\"n\":{\"N\":\"42\"}},"
+                            "{\"pk\":{\"S\":\"MSG#2\"}}],\"Count\":2}";
+  size_t bytes, live;
+  cJSON *a = jarena_parse(doc, sizeof doc - 1);
+  jarena_stats(&bytes, &live);
+  CHECK(a != NULL && bytes == JARENA_CHUNK && live > 10, "parsed into the arena: %zu live", live);
+  const cJSON *items = cJSON_GetObjectItemCaseSensitive(a, "Items");
+  const cJSON *pk = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(items, 1), "pk");
+  CHECK(cJSON_GetArraySize(items) == 2 &&
+            strcmp(cJSON_GetObjectItemCaseSensitive(pk, "S")->valuestring, "MSG#2") == 0,
+        "tree content");
+  size_t one = live;
+  cJSON *b = jarena_parse(doc, sizeof doc - 1);
+  jarena_stats(&bytes, &live);
+  CHECK(b != NULL && live == 2 * one, "two trees alive: %zu", live);
+  /* A node made outside the parse is malloc'd and freed as usual. */
+  CHECK(cJSON_AddStringToObject(a, "extra", "x") != NULL, "add to a parsed tree");
+  jarena_stats(&bytes, &live);
+  CHECK(live == 2 * one, "added node is not in the arena");
+  cJSON_Delete(a);
+  jarena_stats(&bytes, &live);
+  CHECK(live == one, "first tree freed: %zu", live);
+  cJSON_Delete(b);
+  jarena_stats(&bytes, &live);
+  CHECK(live == 0 && bytes == JARENA_CHUNK, "rewound, one chunk kept: %zu", bytes);
+  CHECK(jarena_parse("{\"a\":", 6) == NULL, "malformed text");
+  jarena_stats(&bytes, &live);
+  CHECK(live == 0, "a refused document leaves nothing live");
+  /* A document bigger than a chunk takes more chunks; they go on rewind. */
+  enum { N = 4000 };
+  dbuf big = DBUF_INIT(1 << 20);
+  dbuf_append(&big, "[", 1);
+  for (int i = 0; i < N; i++) dbuf_append(&big, i ? ",\"abcdefgh\"" : "\"abcdefgh\"", i ? 11 : 10);
+  dbuf_append(&big, "]", 1);
+  cJSON *c = jarena_parse(big.buf, big.len);
+  jarena_stats(&bytes, &live);
+  CHECK(c && cJSON_GetArraySize(c) == N && bytes > JARENA_CHUNK, "big document: %zu bytes", bytes);
+  cJSON_Delete(c);
+  jarena_stats(&bytes, &live);
+  CHECK(live == 0 && bytes == JARENA_CHUNK, "big document rewound to one chunk: %zu", bytes);
+  dbuf_free(&big);
+}
+
 int main(void) {
   test_uuid();
   test_ts();
@@ -177,6 +222,7 @@ int main(void) {
   test_cfg();
   test_dbuf();
   test_jw();
+  test_jarena();
   if (failures) {
     fprintf(stderr, "core_test: %d failure(s)\n", failures);
     return 1;

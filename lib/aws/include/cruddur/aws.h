@@ -98,7 +98,8 @@ bool aws_endpoint_is_local(const char *url);
  * failures, 5xx, 429 and throttling names are retried; other 4xx are not).
  * Answers above 16 MiB are AWS_E_PROTOCOL. Failing to get credentials is
  * AWS_E_UNREACHABLE with name "CredentialsUnavailable". On AWS_OK, *out is
- * the parsed answer (a JSON object), owned by the caller (cJSON_Delete). On
+ * the parsed answer (a JSON object), owned by the caller: cJSON_Delete it on
+ * the calling thread (it lives in that thread's arena, jarena.h). On
  * error *out is untouched and `err` (may be NULL) says why. Thread-safe. */
 aws_code aws_call(aws_client *c, const char *op, const cJSON *body,
                   int64_t timeout_ms, cJSON **out, aws_error *err);
