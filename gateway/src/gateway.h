@@ -17,6 +17,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "cors.h"
+#include "cruddur/arena.h"
 #include "cruddur/rpc_client.h"
 #include "metrics.h"
 #include "route.h"
@@ -70,6 +71,10 @@ typedef struct gw_app {
   int64_t request_timeout_us; /* whole request (head + body) deadline */
 } gw_app;
 
+/* Most bytes of unpacked upstream responses one request may hold: a page
+ * of GW_LIMIT_MAX messages at their longest is about 0.7 MiB. */
+#define GW_ARENA_MAX (4 << 20)
+
 typedef enum { GW_PHASE_HEADERS = 0, GW_PHASE_BODY, GW_PHASE_ANSWERED } gw_phase;
 
 typedef struct gw_req {
@@ -85,6 +90,7 @@ typedef struct gw_req {
   char rid[GW_RID_MAX + 1];
   gw_user caller; /* set for authenticated routes */
   char *body;     /* owned; up to GW_BODY_MAX bytes + NUL */
+  arena mem;      /* owned; upstream responses (gw_call), freed with the request */
   size_t body_len;
   size_t discarded; /* body bytes dropped past the cap */
 } gw_req;
@@ -113,7 +119,9 @@ enum MHD_Result gw_reply_grpc(gw_req *r, struct MHD_Connection *c, grpc_status_c
                               const char *not_found_code, const char *invalid_code);
 
 /* A unary upstream call with the configured deadline, the request id as
- * x-request-id, and metrics. Same contract as rpc_unary. */
+ * x-request-id, and metrics. Same contract as rpc_unary, except that *resp
+ * is unpacked into r->mem: it lives until the request is done and is never
+ * freed on its own (one arena instead of an allocation per field). */
 grpc_status_code gw_call(gw_req *r, gw_upstream_method m, rpc_channel *ch,
                          const ProtobufCServiceDescriptor *svc, const char *method,
                          const ProtobufCMessage *req, ProtobufCMessage **resp);

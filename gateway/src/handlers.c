@@ -61,7 +61,6 @@ static enum MHD_Result h_groups(gw_req *r, struct MHD_Connection *c) {
       lr->next_page_token && lr->next_page_token[0] &&
       gw_link_next(link, sizeof link, "/api/message_groups", limit, lr->next_page_token) == 0;
   char *body = gw_json_groups(lr);
-  protobuf_c_message_free_unpacked(out, NULL);
   return reply_json(r, c, body, has_link ? link : NULL);
 }
 
@@ -93,7 +92,6 @@ static enum MHD_Result h_messages_list(gw_req *r, struct MHD_Connection *c) {
   int has_link = lr->next_page_token && lr->next_page_token[0] &&
                  gw_link_next(link, sizeof link, path, limit, lr->next_page_token) == 0;
   char *body = gw_json_messages(lr);
-  protobuf_c_message_free_unpacked(out, NULL);
   return reply_json(r, c, body, has_link ? link : NULL);
 }
 
@@ -144,7 +142,6 @@ static int user_by_handle(gw_req *r, struct MHD_Connection *c, const char *handl
     strcpy(got.handle, u->handle);
     strcpy(got.display_name, u->display_name);
   }
-  protobuf_c_message_free_unpacked(o, NULL);
   if (!ok) {
     *res = gw_reply_error(r, c, 502, GW_E_UPSTREAM);
     return -1;
@@ -234,7 +231,6 @@ static enum MHD_Result h_messages_create(gw_req *r, struct MHD_Connection *c) {
   gw_create_clear(&in);
   if (code != GRPC_STATUS_OK) return gw_reply_grpc(r, c, code, not_found, "invalid_argument");
   if (msg == NULL) {
-    protobuf_c_message_free_unpacked(out, NULL);
     return gw_reply_error(r, c, 502, GW_E_UPSTREAM);
   }
   /* The group's uuid is on the message; CreateMessageGroup also returns it
@@ -243,7 +239,6 @@ static enum MHD_Result h_messages_create(gw_req *r, struct MHD_Connection *c) {
   if ((copy.message_group_uuid == NULL || copy.message_group_uuid[0] == '\0') && group_uuid)
     copy.message_group_uuid = (char *)group_uuid;
   char *body = gw_json_created(&copy);
-  protobuf_c_message_free_unpacked(out, NULL);
   return reply_json(r, c, body, NULL);
 }
 

@@ -119,8 +119,10 @@ grpc_status_code gw_call(gw_req *r, gw_upstream_method m, rpc_channel *ch,
                          const ProtobufCMessage *req, ProtobufCMessage **resp) {
   rpc_status st;
   int64_t t0 = ts_mono_us();
+  ProtobufCAllocator alloc;
+  rpc_arena_allocator(&r->mem, &alloc);
   grpc_status_code code =
-      rpc_unary(ch, svc, method, req, resp, r->app->rpc_timeout_ms, r->rid, &st);
+      rpc_unary_alloc(ch, svc, method, req, resp, r->app->rpc_timeout_ms, r->rid, &alloc, &st);
   int64_t dt = ts_mono_us() - t0;
   gw_metrics_upstream(m, (int)code, dt);
   if (code != GRPC_STATUS_OK && code != GRPC_STATUS_NOT_FOUND &&
@@ -165,13 +167,11 @@ int gw_resolve_caller(gw_req *r, struct MHD_Connection *c, const char *sub,
   if (u == NULL || !gw_uuid_normalise(u->uuid, usr.uuid) || u->handle == NULL ||
       strlen(u->handle) >= sizeof usr.handle || u->display_name == NULL ||
       strlen(u->display_name) >= sizeof usr.display_name) {
-    protobuf_c_message_free_unpacked(out, NULL);
     *result = gw_reply_error(r, c, 502, GW_E_UPSTREAM);
     return -1;
   }
   strcpy(usr.handle, u->handle);
   strcpy(usr.display_name, u->display_name);
-  protobuf_c_message_free_unpacked(out, NULL);
   gw_ucache_put(app->ucache, sub, &usr, now);
   r->caller = usr;
   return 0;
@@ -358,6 +358,7 @@ enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *c, const char *u
   gw_req *r = *con_cls;
   if (r == NULL) {
     r = calloc(1, sizeof *r);
+    if (r != NULL) r->mem = (arena)ARENA_INIT(GW_ARENA_MAX);
     if (r == NULL) return MHD_NO;
     r->app = cls;
     r->t0_us = ts_mono_us();
@@ -430,6 +431,7 @@ void gw_req_done(void *cls, struct MHD_Connection *c, void **con_cls,
   log_request("http", label, st, dt, r->rid);
   atomic_fetch_sub(&r->app->in_flight, 1);
   free(r->body);
+  arena_free(&r->mem);
   free(r);
   *con_cls = NULL;
 }

@@ -111,10 +111,33 @@ static grpc_status_code fail_local(rpc_status *st, grpc_status_code code,
   return code;
 }
 
+static void *arena_pb_alloc(void *data, size_t n) {
+  return arena_alloc(data, n);
+}
+
+static void arena_pb_free(void *data, void *p) {
+  (void)data;
+  (void)p; /* released with the arena */
+}
+
+void rpc_arena_allocator(arena *a, ProtobufCAllocator *out) {
+  out->alloc = arena_pb_alloc;
+  out->free = arena_pb_free;
+  out->allocator_data = a;
+}
+
 grpc_status_code rpc_unary(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
                            const char *method, const ProtobufCMessage *req,
                            ProtobufCMessage **resp, int64_t timeout_ms,
                            const char *request_id, rpc_status *st) {
+  return rpc_unary_alloc(ch, svc, method, req, resp, timeout_ms, request_id, NULL, st);
+}
+
+grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                                 const char *method, const ProtobufCMessage *req,
+                                 ProtobufCMessage **resp, int64_t timeout_ms,
+                                 const char *request_id, ProtobufCAllocator *alloc,
+                                 rpc_status *st) {
   if (resp != NULL) *resp = NULL;
   if (ch == NULL || svc == NULL || method == NULL || req == NULL || resp == NULL)
     return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "rpc_unary: missing argument");
@@ -210,7 +233,7 @@ grpc_status_code rpc_unary(rpc_channel *ch, const ProtobufCServiceDescriptor *sv
     } else {
       grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
       grpc_byte_buffer_reader_destroy(&reader);
-      *resp = protobuf_c_message_unpack(md->output, NULL, GRPC_SLICE_LENGTH(all),
+      *resp = protobuf_c_message_unpack(md->output, alloc, GRPC_SLICE_LENGTH(all),
                                         GRPC_SLICE_START_PTR(all));
       grpc_slice_unref(all);
       if (*resp == NULL) {

@@ -10,6 +10,8 @@
 #include <grpc/status.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "cruddur/arena.h"
+
 typedef struct rpc_channel rpc_channel;
 
 /* The outcome of a call. `message` is the server's status message (or a local
@@ -51,6 +53,25 @@ grpc_status_code rpc_unary(rpc_channel *ch,
                            int64_t timeout_ms,
                            const char *request_id,
                            rpc_status *st);
+
+/* rpc_unary, with the response unpacked through `alloc` (NULL: malloc).
+ * Free *resp with protobuf_c_message_free_unpacked(*resp, alloc), or, for
+ * an arena allocator (rpc_arena_allocator), by releasing the arena. */
+grpc_status_code rpc_unary_alloc(rpc_channel *ch,
+                                 const ProtobufCServiceDescriptor *svc,
+                                 const char *method,
+                                 const ProtobufCMessage *req,
+                                 ProtobufCMessage **resp,
+                                 int64_t timeout_ms,
+                                 const char *request_id,
+                                 ProtobufCAllocator *alloc,
+                                 rpc_status *st);
+
+/* Fills `out` with a protobuf-c allocator that draws from `a` and never
+ * frees single blocks: a response unpacked with it is released by
+ * arena_rewind / arena_free, not message by message. `a` must outlive
+ * every message unpacked with it. */
+void rpc_arena_allocator(arena *a, ProtobufCAllocator *out);
 
 /* grpc.health.v1.Health/Check for `service` ("" for the server as a whole).
  * Returns 1 when SERVING, 0 otherwise (including errors and timeouts). */
