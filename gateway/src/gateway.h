@@ -74,6 +74,8 @@ typedef struct gw_app {
 /* Most bytes of unpacked upstream responses one request may hold: a page
  * of GW_LIMIT_MAX messages at their longest is about 0.7 MiB. */
 #define GW_ARENA_MAX (4 << 20)
+/* Chunk size: a page of 20 messages fits in one. */
+#define GW_ARENA_CHUNK (16 * 1024)
 
 typedef enum { GW_PHASE_HEADERS = 0, GW_PHASE_BODY, GW_PHASE_ANSWERED } gw_phase;
 

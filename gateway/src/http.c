@@ -358,7 +358,7 @@ enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *c, const char *u
   gw_req *r = *con_cls;
   if (r == NULL) {
     r = calloc(1, sizeof *r);
-    if (r != NULL) r->mem = (arena)ARENA_INIT(GW_ARENA_MAX);
+    if (r != NULL) r->mem = (arena)ARENA_INIT(GW_ARENA_CHUNK, GW_ARENA_MAX);
     if (r == NULL) return MHD_NO;
     r->app = cls;
     r->t0_us = ts_mono_us();

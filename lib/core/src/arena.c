@@ -26,22 +26,38 @@ struct arena_chunk {
   max_align_t data[];
 };
 
+static arena_chunk *chunk_new(arena *a, size_t size) {
+  if (size > a->max || a->bytes > a->max - size) return NULL;
+  arena_chunk *c = malloc(sizeof *c + size);
+  if (c == NULL) return NULL;
+  c->size = size;
+  c->used = 0;
+  a->bytes += size;
+  POISON(c->data, size);
+  return c;
+}
+
 void *arena_alloc(arena *a, size_t want) {
   const size_t al = sizeof(max_align_t);
   if (want > SIZE_MAX - al) return NULL;
   size_t n = want ? (want + al - 1) / al * al : al;
   arena_chunk *c = a->head;
   if (c == NULL || c->size - c->used < n) {
-    size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-    if (size > a->max || a->bytes > a->max - size) return NULL;
-    c = malloc(sizeof *c + size);
-    if (c == NULL) return NULL;
-    c->size = size;
-    c->used = 0;
-    c->next = a->head;
-    a->head = c;
-    a->bytes += size;
-    POISON(c->data, size);
+    if (n > a->chunk / 4) {
+      /* Its own chunk, behind the head, so the head keeps bumping. */
+      if ((c = chunk_new(a, n)) == NULL) return NULL;
+      if (a->head) {
+        c->next = a->head->next;
+        a->head->next = c;
+      } else {
+        c->next = NULL;
+        a->head = c;
+      }
+    } else {
+      if ((c = chunk_new(a, a->chunk)) == NULL) return NULL;
+      c->next = a->head;
+      a->head = c;
+    }
   }
   void *p = (char *)c->data + c->used;
   c->used += n;
@@ -64,18 +80,19 @@ static void chunk_free(arena_chunk *c) {
 }
 
 void arena_rewind(arena *a) {
-  arena_chunk *keep = NULL, *c = a->head;
+  /* Keep the oldest standard chunk (the last one in the list). */
+  arena_chunk *keep = NULL;
+  for (arena_chunk *c = a->head; c; c = c->next)
+    if (c->size == a->chunk) keep = c;
+  arena_chunk *c = a->head;
   while (c) {
     arena_chunk *next = c->next;
-    if (next == NULL && c->size == ARENA_CHUNK) {
-      keep = c; /* the oldest chunk, when standard-sized */
-    } else {
-      chunk_free(c);
-    }
+    if (c != keep) chunk_free(c);
     c = next;
   }
   if (keep) {
     keep->used = 0;
+    keep->next = NULL;
     POISON(keep->data, keep->size);
   }
   a->head = keep;

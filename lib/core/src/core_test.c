@@ -174,26 +174,30 @@ static void test_jw(void) {
 }
 
 static void test_arena(void) {
-  arena a = ARENA_INIT(2 * ARENA_CHUNK);
+  enum { CH = 4096 };
+  arena a = ARENA_INIT(CH, 4 * CH);
   char *p = arena_alloc(&a, 1), *q = arena_alloc(&a, 100);
   CHECK(p && q && q - p == (ptrdiff_t)sizeof(max_align_t), "bump, aligned: %td", q - p);
   CHECK(((uintptr_t)q % sizeof(max_align_t)) == 0 && arena_owns(&a, q) && arena_owns(&a, p + 1),
         "owned and aligned");
   int on_stack = 0;
   CHECK(!arena_owns(&a, &on_stack), "not owned");
-  CHECK(arena_alloc(&a, 0) != NULL, "zero size");
-  void *big = arena_alloc(&a, ARENA_CHUNK + 1);
-  CHECK(big == NULL && a.bytes == ARENA_CHUNK, "a chunk past max is refused");
-  void *second = arena_alloc(&a, ARENA_CHUNK - 64);
-  CHECK(second != NULL && a.bytes == 2 * ARENA_CHUNK, "second chunk");
-  CHECK(arena_alloc(&a, ARENA_CHUNK) == NULL, "cap");
+  CHECK(arena_alloc(&a, 0) != NULL && a.bytes == CH, "zero size");
+  /* Over a quarter chunk: a chunk of its own, and the head keeps bumping. */
+  char *big = arena_alloc(&a, 2 * CH);
+  char *after = arena_alloc(&a, 16);
+  CHECK(big && a.bytes == 3 * CH && after && arena_owns(&a, big) && after > q && after - q < CH,
+        "dedicated chunk");
+  CHECK(arena_alloc(&a, 2 * CH) == NULL && a.bytes == 3 * CH, "cap refuses a chunk");
   CHECK(arena_alloc(&a, SIZE_MAX) == NULL, "overflowing size");
+  for (int i = 0; i < 40; i++) arena_alloc(&a, 200); /* fills the head, adds a chunk */
+  CHECK(a.bytes == 4 * CH, "second standard chunk: %zu", a.bytes);
   arena_rewind(&a);
-  CHECK(a.bytes == ARENA_CHUNK && !arena_owns(&a, second), "rewind keeps one chunk");
+  CHECK(a.bytes == CH && !arena_owns(&a, big), "rewind keeps the first chunk only");
   char *r = arena_alloc(&a, 8);
   CHECK(r == p, "rewound arena starts over");
   arena_free(&a);
-  CHECK(a.head == NULL && a.bytes == 0 && a.max == 2 * ARENA_CHUNK, "free");
+  CHECK(a.head == NULL && a.bytes == 0 && a.max == 4 * CH, "free");
 }
 
 static void test_jarena(void) {
@@ -202,7 +206,7 @@ static void test_jarena(void) {
   size_t bytes, live;
   cJSON *a = jarena_parse(doc, sizeof doc - 1);
   jarena_stats(&bytes, &live);
-  CHECK(a != NULL && bytes == ARENA_CHUNK && live > 10, "parsed into the arena: %zu live", live);
+  CHECK(a != NULL && bytes == JARENA_CHUNK && live > 10, "parsed into the arena: %zu live", live);
   const cJSON *items = cJSON_GetObjectItemCaseSensitive(a, "Items");
   const cJSON *pk = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(items, 1), "pk");
   CHECK(cJSON_GetArraySize(items) == 2 &&
@@ -221,7 +225,7 @@ static void test_jarena(void) {
   CHECK(live == one, "first tree freed: %zu", live);
   cJSON_Delete(b);
   jarena_stats(&bytes, &live);
-  CHECK(live == 0 && bytes == ARENA_CHUNK, "rewound, one chunk kept: %zu", bytes);
+  CHECK(live == 0 && bytes == JARENA_CHUNK, "rewound, one chunk kept: %zu", bytes);
   CHECK(jarena_parse("{\"a\":", 6) == NULL, "malformed text");
   jarena_stats(&bytes, &live);
   CHECK(live == 0, "a refused document leaves nothing live");
@@ -233,10 +237,10 @@ static void test_jarena(void) {
   dbuf_append(&big, "]", 1);
   cJSON *c = jarena_parse(big.buf, big.len);
   jarena_stats(&bytes, &live);
-  CHECK(c && cJSON_GetArraySize(c) == N && bytes > ARENA_CHUNK, "big document: %zu bytes", bytes);
+  CHECK(c && cJSON_GetArraySize(c) == N && bytes > JARENA_CHUNK, "big document: %zu bytes", bytes);
   cJSON_Delete(c);
   jarena_stats(&bytes, &live);
-  CHECK(live == 0 && bytes == ARENA_CHUNK, "big document rewound to one chunk: %zu", bytes);
+  CHECK(live == 0 && bytes == JARENA_CHUNK, "big document rewound to one chunk: %zu", bytes);
   dbuf_free(&big);
 }
 

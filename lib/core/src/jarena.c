@@ -57,7 +57,7 @@ static tarena *thread_arena(void) {
   if (tls == NULL) {
     tarena *t = calloc(1, sizeof *t);
     if (t == NULL) return NULL;
-    t->mem = (arena)ARENA_INIT(JARENA_MAX);
+    t->mem = (arena)ARENA_INIT(JARENA_CHUNK, JARENA_MAX);
     if (pthread_setspecific(key, t) != 0) {
       free(t);
       return NULL;

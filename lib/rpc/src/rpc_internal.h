@@ -13,6 +13,7 @@
 
 #include <grpc/grpc.h>
 
+#include "cruddur/arena.h"
 #include "cruddur/rpc.h"
 
 /* Largest x-request-id we accept (longer ones are treated as absent). */
@@ -57,13 +58,6 @@ typedef struct rpc_method {
   rpc_handler_fn handler;                /* unary only */
 } rpc_method;
 
-/* A bump arena: blocks chained, freed together. */
-typedef struct rpc_arena_block rpc_arena_block;
-typedef struct rpc_arena {
-  rpc_arena_block *head;
-  size_t total; /* bytes handed out, for the cap */
-} rpc_arena;
-
 /* Reflection stream states. */
 typedef enum {
   RPC_STREAM_RECV,   /* waiting for the next request (or half-close) */
@@ -96,7 +90,7 @@ struct rpc_call {
   char *log_method;            /* generic slot: owned copy of the path */
   rpc_stream_state stream_state;
   int stream_v1alpha;          /* reflection: which version (for logs only) */
-  rpc_arena arena;
+  arena arena; /* the call's memory: request, response, strings */
 };
 
 struct rpc_reflection;
@@ -134,9 +128,6 @@ struct rpc_server {
   int grpc_inited;             /* grpc_init called (grpc_shutdown owed) */
   int owns_signals;            /* our handler points at wake_pipe */
 };
-
-/* ---- arena (server.c) ---- */
-void rpc__arena_free(rpc_arena *a);
 
 /* ---- calls (server.c) ---- */
 

@@ -294,7 +294,7 @@ static void test_roundtrip(rpc_channel *ch) {
 
   /* The same answer unpacked into an arena: every block comes from it and
    * nothing is freed one by one (ASan would report a leak or a bad free). */
-  arena ar = ARENA_INIT(1 << 20);
+  arena ar = ARENA_INIT(4096, 1 << 20);
   ProtobufCAllocator pa;
   rpc_arena_allocator(&ar, &pa);
   resp = NULL;

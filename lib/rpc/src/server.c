@@ -58,65 +58,27 @@
  * Arena
  * ==================================================================== */
 
-#define ARENA_BLOCK 4096
+#define RPC_ARENA_CHUNK 4096
 /* A call's memory is bounded by the request size cap and what handlers
  * build; this cap turns a runaway handler into a clear abort, not OOM. */
-#define ARENA_CAP ((size_t)256 << 20)
+#define RPC_ARENA_CAP ((size_t)256 << 20)
 
-struct rpc_arena_block {
-  rpc_arena_block *next;
-  size_t used, cap;
-  max_align_t data[]; /* max_align_t keeps every allocation aligned */
-};
-
-static void *arena_alloc(rpc_arena *a, size_t n) {
-  const size_t align = _Alignof(max_align_t);
-  n = n == 0 ? align : (n + align - 1) & ~(align - 1);
-  rpc_arena_block *b = a->head;
-  if (b != NULL && b->cap - b->used >= n) {
-    void *p = (unsigned char *)b->data + b->used;
-    b->used += n;
-    return p;
-  }
-  if (a->total + n > ARENA_CAP) {
-    fprintf(stderr, "rpc: call arena cap (%zu bytes) exceeded\n", ARENA_CAP);
+/* The call's memory (lib/core arena), aborting on out-of-memory or the cap
+ * as gRPC core itself does, so handlers never see NULL. */
+static void *call_alloc(rpc_call *c, size_t n) {
+  void *p = arena_alloc(&c->arena, n);
+  if (p == NULL) {
+    fprintf(stderr, "rpc: call arena: out of memory or over the cap (%zu bytes)\n",
+            RPC_ARENA_CAP);
     abort();
   }
-  size_t cap = n > ARENA_BLOCK / 4 ? n : ARENA_BLOCK;
-  b = calloc(1, sizeof *b + cap);
-  if (b == NULL) {
-    fprintf(stderr, "rpc: out of memory\n");
-    abort();
-  }
-  b->cap = cap;
-  b->used = n;
-  a->total += cap;
-  if (cap == n && a->head != NULL) {
-    /* A dedicated block goes behind the head so the head keeps bumping. */
-    b->next = a->head->next;
-    a->head->next = b;
-  } else {
-    b->next = a->head;
-    a->head = b;
-  }
-  return b->data;
-}
-
-void rpc__arena_free(rpc_arena *a) {
-  rpc_arena_block *b = a->head;
-  while (b != NULL) {
-    rpc_arena_block *next = b->next;
-    free(b);
-    b = next;
-  }
-  a->head = NULL;
-  a->total = 0;
+  return p;
 }
 
 /* protobuf-c allocator over the call's arena: requests are decoded into it
  * and vanish with the call. */
 static void *arena_pc_alloc(void *data, size_t n) {
-  return arena_alloc(&((rpc_call *)data)->arena, n);
+  return call_alloc(data, n);
 }
 static void arena_pc_free(void *data, void *p) {
   (void)data;
@@ -124,11 +86,11 @@ static void arena_pc_free(void *data, void *p) {
 }
 
 void *rpc_call_alloc(rpc_call *call, size_t n) {
-  return arena_alloc(&call->arena, n);
+  return memset(call_alloc(call, n), 0, n);
 }
 
 char *rpc_call_strndup(rpc_call *call, const char *s, size_t n) {
-  char *d = arena_alloc(&call->arena, n + 1);
+  char *d = call_alloc(call, n + 1);
   memcpy(d, s, n);
   d[n] = '\0';
   return d;
@@ -141,7 +103,7 @@ char *rpc_call_strdup(rpc_call *call, const char *s) {
 
 ProtobufCMessage *rpc_call_new_message(rpc_call *call,
                                        const ProtobufCMessageDescriptor *desc) {
-  ProtobufCMessage *m = arena_alloc(&call->arena, desc->sizeof_message);
+  ProtobufCMessage *m = call_alloc(call, desc->sizeof_message);
   desc->message_init(m);
   return m;
 }
@@ -152,7 +114,7 @@ ProtobufCMessage *rpc_call_new_message(rpc_call *call,
 
 grpc_status_code rpc_call_fail(rpc_call *call, grpc_status_code code,
                                const char *fmt, ...) {
-  char *buf = arena_alloc(&call->arena, RPC_STATUS_MSG_MAX);
+  char *buf = call_alloc(call, RPC_STATUS_MSG_MAX);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, RPC_STATUS_MSG_MAX, fmt, ap);
@@ -251,7 +213,7 @@ void rpc__call_free(rpc_call *c) {
   }
   if (c->has_status_slice) grpc_slice_unref(c->status_slice);
   free(c->log_method);
-  rpc__arena_free(&c->arena);
+  arena_free(&c->arena);
   free(c);
 }
 
@@ -314,6 +276,7 @@ void rpc__call_finish(rpc_call *c, grpc_status_code code, const char *msg) {
 
 static rpc_call *call_new(rpc_server *srv, const rpc_method *m) {
   rpc_call *c = calloc(1, sizeof *c);
+  if (c != NULL) c->arena = (arena)ARENA_INIT(RPC_ARENA_CHUNK, RPC_ARENA_CAP);
   if (c == NULL) return NULL;
   c->srv = srv;
   c->method = m;

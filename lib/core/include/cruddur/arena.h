@@ -2,8 +2,9 @@
  *
  * For the objects of one request or one parsed document: allocation is a
  * pointer bump, and there is no free of single objects; arena_rewind or
- * arena_free releases everything. Chunks are ARENA_CHUNK bytes (or one
- * allocation's size, if larger); `max` caps the bytes an arena may hold.
+ * arena_free releases everything. Chunks are `chunk` bytes; an allocation
+ * over a quarter of that gets a chunk of its own (behind the one being
+ * filled, which keeps bumping); `max` caps the bytes an arena may hold.
  * Under AddressSanitizer the bytes not handed out are poisoned, so reads
  * past an allocation or after a rewind are reported as with malloc.
  *
@@ -15,18 +16,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ARENA_CHUNK (64 * 1024)
-
 typedef struct arena_chunk arena_chunk;
 
 typedef struct arena {
   arena_chunk *head; /* the chunk being filled; older ones follow */
   size_t bytes;      /* sum of chunk sizes */
+  size_t chunk;      /* standard chunk size */
   size_t max;        /* most bytes of chunks allowed */
 } arena;
 
-/* An empty arena that may hold up to `max` bytes of chunks. */
-#define ARENA_INIT(max) {NULL, 0, (max)}
+/* An empty arena of `chunk`-byte chunks holding up to `max` bytes. */
+#define ARENA_INIT(chunk, max) {NULL, 0, (chunk), (max)}
 
 /* n bytes aligned for any type, or NULL when the cap is reached or memory
  * runs out. n == 0 is given a minimal valid block. */

@@ -14,7 +14,7 @@
  *
  * Rules: a tree from jarena_parse is freed (cJSON_Delete) on the thread
  * that parsed it, and nodes are not moved into trees that outlive the
- * thread. Memory: a thread keeps at most one ARENA_CHUNK-sized chunk (arena.h)
+ * thread. Memory: a thread keeps at most one JARENA_CHUNK-sized chunk
  * between documents (freed when the thread exits); bigger documents use
  * more chunks, returned when the arena is rewound; past JARENA_MAX bytes
  * per thread, allocations fall back to malloc.
@@ -26,6 +26,7 @@
 
 #include <cjson/cJSON.h>
 
+#define JARENA_CHUNK (64 * 1024)
 #define JARENA_MAX (16 * 1024 * 1024)
 
 /* Like cJSON_ParseWithLength: NULL on malformed text or out of memory.
