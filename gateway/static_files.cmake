@@ -3,8 +3,7 @@
 add_library(gateway_static STATIC ${CMAKE_CURRENT_LIST_DIR}/src/static_files.c)
 target_include_directories(gateway_static PUBLIC ${CMAKE_CURRENT_LIST_DIR}/src)
 target_compile_options(gateway_static PRIVATE ${CRUDDUR_WARNINGS})
-target_link_libraries(gateway_static PUBLIC PkgConfig::MHD)
 
 cruddur_add_test(static_files_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/src/static_files_test.c
-  LIBS gateway_static cruddur_core PkgConfig::MHD)
+  LIBS gateway_static cruddur_core)

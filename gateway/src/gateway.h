@@ -3,7 +3,7 @@
  * One gw_app per process (read-only after start, except atomics and the
  * caches, which lock themselves). One gw_req per HTTP request: it owns every
  * allocation made for that request and is freed in exactly one place,
- * gw_req_done(), when libmicrohttpd reports the request finished.
+ * gw_req_done(), when server.c has sent its answer (or given up).
  */
 #ifndef GW_GATEWAY_H
 #define GW_GATEWAY_H
@@ -13,7 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <microhttpd.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "cors.h"
@@ -21,6 +20,7 @@
 #include "cruddur/rpc_client.h"
 #include "metrics.h"
 #include "route.h"
+#include "server.h"
 #include "ucache.h"
 #include "wire.h"
 
@@ -39,19 +39,12 @@ typedef struct static_site static_site;
  * request's framing itself is refused). */
 #define GW_E_BAD_REQUEST "bad_request"
 #define GW_E_REQUEST_TIMEOUT "request_timeout"
+/* (h1.c's verdicts add uri_too_long 414, request_header_fields_too_large
+ * 431 and http_version_not_supported 505.) */
 
-/* One accepted connection, tracked so the request deadline (main.c's
- * reaper) can close a client that sends its request too slowly:
- * libmicrohttpd's own timeout only measures idleness. Allocated in the
- * MHD_CONNECTION_NOTIFY_STARTED callback, freed in ..._CLOSED (both in
- * main.c); the access handler and gw_req_done only flip its atomics. */
-typedef struct gw_conn {
-  struct gw_conn *prev, *next; /* app->conns list, under app->conns_mu */
-  int fd;
-  atomic_llong start_us; /* monotonic: accept, or the end of the previous request */
-  atomic_int busy;       /* 1 once the request is fully received or answered */
-  int reaped;            /* the reaper closed it (under conns_mu) */
-} gw_conn;
+/* What a handler or a pipeline step returns: GW_YES when a response is set,
+ * GW_NO when none could be (the connection is then closed unanswered). */
+typedef enum { GW_NO = 0, GW_YES = 1 } gw_result;
 
 typedef struct gw_app {
   rpc_channel *users;    /* owned */
@@ -65,10 +58,7 @@ typedef struct gw_app {
   int64_t health_timeout_ms;
   const unsigned char *openapi; /* static, embedded at build time */
   size_t openapi_len;
-  atomic_long in_flight;
-  pthread_mutex_t conns_mu; /* guards conns and each gw_conn's links/fd/reaped */
-  gw_conn *conns;           /* open connections (see gw_conn) */
-  int64_t request_timeout_us; /* whole request (head + body) deadline */
+  atomic_long in_flight; /* requests whose head is in and whose answer is not sent */
 } gw_app;
 
 /* Most bytes of unpacked upstream responses one request may hold: a page
@@ -97,28 +87,23 @@ typedef struct gw_req {
   size_t discarded; /* body bytes dropped past the cap */
 } gw_req;
 
-/* An extra response header. */
-typedef struct gw_hdr {
-  const char *name, *value;
-} gw_hdr;
-
 /* Queues `body` (malloc'd, owned by the response from here on; NULL means
  * an empty body) with `status` plus the common headers (X-Request-Id,
- * Vary: Origin, CORS, Cache-Control) and `extra`. Returns MHD_YES/MHD_NO. */
-enum MHD_Result gw_reply(gw_req *r, struct MHD_Connection *c, int status, char *body,
-                         const char *content_type, const gw_hdr *extra, size_t n_extra);
+ * Vary: Origin, CORS, Cache-Control) and `extra`. Returns GW_YES/GW_NO. */
+gw_result gw_reply(gw_req *r, gw_http *c, int status, char *body, const char *content_type,
+                   const gw_hdr *extra, size_t n_extra);
 
 /* Queues a JSON error array of `n` static codes; `retry_after` > 0 adds
  * Retry-After. */
-enum MHD_Result gw_reply_errors(gw_req *r, struct MHD_Connection *c, int status,
-                                const char *const *codes, size_t n, int retry_after);
+gw_result gw_reply_errors(gw_req *r, gw_http *c, int status, const char *const *codes, size_t n,
+                          int retry_after);
 
 /* One code. */
-enum MHD_Result gw_reply_error(gw_req *r, struct MHD_Connection *c, int status, const char *code);
+gw_result gw_reply_error(gw_req *r, gw_http *c, int status, const char *code);
 
 /* Queues the answer for a non-OK upstream status via the one mapping. */
-enum MHD_Result gw_reply_grpc(gw_req *r, struct MHD_Connection *c, grpc_status_code code,
-                              const char *not_found_code, const char *invalid_code);
+gw_result gw_reply_grpc(gw_req *r, gw_http *c, grpc_status_code code, const char *not_found_code,
+                        const char *invalid_code);
 
 /* A unary upstream call with the configured deadline, the request id as
  * x-request-id, and metrics. Same contract as rpc_unary, except that *resp
@@ -130,24 +115,38 @@ grpc_status_code gw_call(gw_req *r, gw_upstream_method m, rpc_channel *ch,
 
 /* Route handlers, indexed by gw_route_id (handlers.c). Each queues exactly
  * one response. Authenticated routes run after r->caller is set. */
-typedef enum MHD_Result (*gw_handler)(gw_req *r, struct MHD_Connection *c);
+typedef gw_result (*gw_handler)(gw_req *r, gw_http *c);
 extern const gw_handler gw_handlers[GW_R_COUNT];
 
 /* Resolves the caller's Cognito sub to a user (cache, then GetUser).
  * Returns 0 and fills r->caller, or queues the error response (403, 503,
  * 504, ...) and returns -1 with *result set. */
-int gw_resolve_caller(gw_req *r, struct MHD_Connection *c, const char *sub,
-                      enum MHD_Result *result);
+int gw_resolve_caller(gw_req *r, gw_http *c, const char *sub, gw_result *result);
 
-/* Marks the request on `c` fully received or answered: from here on the
- * request deadline no longer applies to it (http.c). */
-void gw_conn_busy(struct MHD_Connection *c);
+/* ---- the pipeline, called by server.c for each request ----------------- */
 
-/* The libmicrohttpd access handler and completion callback (http.c). */
-enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *c, const char *url,
-                              const char *method, const char *version, const char *upload_data,
-                              size_t *upload_data_size, void **con_cls);
-void gw_req_done(void *cls, struct MHD_Connection *c, void **con_cls,
-                 enum MHD_RequestTerminationCode toe);
+/* A request whose head is in (head_ok) or was refused (!head_ok: only its
+ * answer and log line follow). Counts it in app->in_flight. Returns NULL on
+ * out-of-memory (the connection is then closed). Freed by gw_req_done. */
+gw_req *gw_req_new(gw_app *app, gw_http *c, int head_ok);
+
+/* Judges the head: route, CORS, token, caller, Content-Type, announced
+ * length. Returns 1 when the body is wanted (feed it to gw_req_body_data,
+ * then call gw_req_body_end), else 0: a response is set (or none could be,
+ * c has none: close). */
+int gw_req_head(gw_req *r, gw_http *c);
+
+/* gw_h1_body_fn for the body: keeps up to GW_BODY_MAX bytes. */
+void gw_req_body_data(void *r, const char *data, size_t len);
+
+/* 1 once the body went over GW_BODY_MAX (the caller answers 413 at once). */
+int gw_req_body_over(const gw_req *r);
+
+/* The whole body is in: runs the route's handler (or 413). */
+gw_result gw_req_body_end(gw_req *r, gw_http *c);
+
+/* The request is over (`sent`: its answer was written completely): metrics,
+ * the log line, in_flight, and frees r. */
+void gw_req_done(gw_req *r, int sent);
 
 #endif

@@ -16,33 +16,44 @@
 
 static const char JSON[] = "application/json";
 
-static enum MHD_Result reply_json(gw_req *r, struct MHD_Connection *c, char *body,
-                                  const char *link) {
+static gw_result reply_json(gw_req *r, gw_http *c, char *body, const char *link) {
   gw_hdr h = {"Link", link};
   if (body == NULL) return gw_reply_error(r, c, 503, GW_E_INTERNAL);
   return gw_reply(r, c, 200, body, JSON, &h, link != NULL ? 1 : 0);
 }
 
+/* Copies the raw query argument `name` into out (cap bytes with the NUL):
+ * 1 when present, 0 when absent, -1 when longer than fits (invalid). */
+static int query_arg(gw_http *c, const char *name, char *out, size_t cap) {
+  const char *v;
+  size_t n;
+  if (!gw_http_arg(c, name, &v, &n)) return 0;
+  if (n >= cap) return -1;
+  memcpy(out, v, n);
+  out[n] = '\0';
+  return 1;
+}
+
 /* Reads limit and cursor; on failure queues the 422 (both codes when both
  * are wrong) and returns -1. */
-static int page_args(gw_req *r, struct MHD_Connection *c, int *limit, char *cursor,
-                     enum MHD_Result *res) {
+static int page_args(gw_req *r, gw_http *c, int *limit, char *cursor, gw_result *res) {
   const char *codes[2];
   size_t n = 0;
-  if (gw_limit_parse(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"), limit) != 0)
-    codes[n++] = GW_E_LIMIT;
-  if (gw_cursor_parse(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor"), cursor) != 0)
-    codes[n++] = GW_E_CURSOR;
+  char raw[GW_CURSOR_MAX * 3 + 1]; /* a fully percent-encoded cursor */
+  int got = query_arg(c, "limit", raw, sizeof raw);
+  if (got < 0 || gw_limit_parse(got ? raw : NULL, limit) != 0) codes[n++] = GW_E_LIMIT;
+  got = query_arg(c, "cursor", raw, sizeof raw);
+  if (got < 0 || gw_cursor_parse(got ? raw : NULL, cursor) != 0) codes[n++] = GW_E_CURSOR;
   if (n == 0) return 0;
   *res = gw_reply_errors(r, c, 422, codes, n, 0);
   return -1;
 }
 
 /* GET /api/message_groups */
-static enum MHD_Result h_groups(gw_req *r, struct MHD_Connection *c) {
+static gw_result h_groups(gw_req *r, gw_http *c) {
   int limit;
   char cursor[GW_CURSOR_MAX + 1];
-  enum MHD_Result res;
+  gw_result res;
   if (page_args(r, c, &limit, cursor, &res) != 0) return res;
   Cruddur__Messages__V1__ListMessageGroupsRequest req =
       CRUDDUR__MESSAGES__V1__LIST_MESSAGE_GROUPS_REQUEST__INIT;
@@ -65,11 +76,11 @@ static enum MHD_Result h_groups(gw_req *r, struct MHD_Connection *c) {
 }
 
 /* GET /api/messages/{message_group_uuid} */
-static enum MHD_Result h_messages_list(gw_req *r, struct MHD_Connection *c) {
+static gw_result h_messages_list(gw_req *r, gw_http *c) {
   char group[37];
   int limit;
   char cursor[GW_CURSOR_MAX + 1];
-  enum MHD_Result res;
+  gw_result res;
   /* A malformed id cannot name a group: the same 404 as an unknown one. */
   if (!gw_uuid_normalise(r->match.param, group))
     return gw_reply_error(r, c, 404, GW_E_GROUP_NOT_FOUND);
@@ -107,8 +118,8 @@ static Cruddur__Messages__V1__Participant participant(gw_user *u) {
  * found users only), else UsersService.GetUser(handle). Returns 0 and fills
  * *out, or queues the error (404 `user_not_found`, 422 `invalid_code`, 503,
  * ...) and returns -1 with *res set. */
-static int user_by_handle(gw_req *r, struct MHD_Connection *c, const char *handle,
-                          const char *invalid_code, gw_user *out, enum MHD_Result *res) {
+static int user_by_handle(gw_req *r, gw_http *c, const char *handle, const char *invalid_code,
+                          gw_user *out, gw_result *res) {
   char key[GW_HANDLE_MAX + 1];
   size_t n = strlen(handle);
   if (n > GW_HANDLE_MAX) n = GW_HANDLE_MAX;
@@ -152,7 +163,7 @@ static int user_by_handle(gw_req *r, struct MHD_Connection *c, const char *handl
 }
 
 /* POST /api/messages: {"message","message_group_uuid"} or {"message","handle"}. */
-static enum MHD_Result h_messages_create(gw_req *r, struct MHD_Connection *c) {
+static gw_result h_messages_create(gw_req *r, gw_http *c) {
   const char *codes[GW_BODY_CODES_MAX + 1];
   size_t n = 0;
   gw_create in;
@@ -171,7 +182,7 @@ static enum MHD_Result h_messages_create(gw_req *r, struct MHD_Connection *c) {
   case GW_BODY_UNPROCESSABLE:
     break;
   }
-  const char *idem = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+  const char *idem = gw_http_header(c, "Idempotency-Key", NULL);
   if (idem != NULL && !gw_token_valid(idem)) codes[n++] = GW_E_IDEMPOTENCY;
   if (bc == GW_BODY_OK && in.mode == GW_CREATE_BY_HANDLE &&
       strcasecmp(in.handle, r->caller.handle) == 0)
@@ -202,7 +213,7 @@ static enum MHD_Result h_messages_create(gw_req *r, struct MHD_Connection *c) {
       msg = ((Cruddur__Messages__V1__CreateMessageResponse *)out)->message;
   } else {
     gw_user other;
-    enum MHD_Result res;
+    gw_result res;
     if (user_by_handle(r, c, in.handle, GW_E_HANDLE_INVALID, &other, &res) != 0) {
       gw_create_clear(&in);
       return res;
@@ -243,9 +254,9 @@ static enum MHD_Result h_messages_create(gw_req *r, struct MHD_Connection *c) {
 }
 
 /* GET /api/users/@{handle}/short (public, as the original). */
-static enum MHD_Result h_user_short(gw_req *r, struct MHD_Connection *c) {
+static gw_result h_user_short(gw_req *r, gw_http *c) {
   gw_user u;
-  enum MHD_Result res;
+  gw_result res;
   /* A malformed handle cannot name anybody: the same 404 as an unknown one. */
   if (!gw_handle_valid(r->match.param)) return gw_reply_error(r, c, 404, GW_E_USER_NOT_FOUND);
   if (user_by_handle(r, c, r->match.param, GW_E_HANDLE_INVALID, &u, &res) != 0) return res;
@@ -256,12 +267,12 @@ static enum MHD_Result h_user_short(gw_req *r, struct MHD_Connection *c) {
   return reply_json(r, c, gw_json_user_short(&pu), NULL);
 }
 
-static enum MHD_Result h_healthz(gw_req *r, struct MHD_Connection *c) {
+static gw_result h_healthz(gw_req *r, gw_http *c) {
   return reply_json(r, c, strdup("{\"status\":\"ok\"}"), NULL);
 }
 
 /* Ready when both upstreams answer SERVING to grpc.health.v1 Check. */
-static enum MHD_Result h_readyz(gw_req *r, struct MHD_Connection *c) {
+static gw_result h_readyz(gw_req *r, gw_http *c) {
   const char *codes[2];
   size_t n = 0;
   rpc_channel *chans[2] = {r->app->users, r->app->messages};
@@ -276,7 +287,7 @@ static enum MHD_Result h_readyz(gw_req *r, struct MHD_Connection *c) {
   return reply_json(r, c, strdup("{\"users\":\"SERVING\",\"messages\":\"SERVING\"}"), NULL);
 }
 
-static enum MHD_Result h_metrics(gw_req *r, struct MHD_Connection *c) {
+static gw_result h_metrics(gw_req *r, gw_http *c) {
   gw_metrics_extra x;
   memset(&x, 0, sizeof x);
 #ifdef GW_HAVE_AUTH
@@ -299,7 +310,7 @@ static enum MHD_Result h_metrics(gw_req *r, struct MHD_Connection *c) {
   return gw_reply(r, c, 200, body, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);
 }
 
-static enum MHD_Result h_openapi(gw_req *r, struct MHD_Connection *c) {
+static gw_result h_openapi(gw_req *r, gw_http *c) {
   char *body = malloc(r->app->openapi_len + 1);
   if (body == NULL) return gw_reply_error(r, c, 503, GW_E_INTERNAL);
   memcpy(body, r->app->openapi, r->app->openapi_len);

@@ -1,9 +1,9 @@
-/* http.c - libmicrohttpd glue: the per-request pipeline and responses.
+/* http.c - the per-request pipeline and responses (server.c reads the
+ * requests and calls in here).
  *
  * Order of checks for a request (each may answer and stop):
- *   framing (400 bad_request: HTTP/1.1 without exactly one Host, more than
- *   one Content-Length, Content-Length with Transfer-Encoding, a
- *   Transfer-Encoding other than one "chunked") ->
+ *   the head itself (h1.c, answered by server.c: 400 bad_request for
+ *   malformed or ambiguous framing, 414, 431, 505) ->
  *   route (404 / 405 + Allow) -> CORS preflight (OPTIONS, 204) ->
  *   bearer token (401 / 503) -> caller's user (403) ->
  *   for a body: Content-Type (415), Content-Length (413) -> body, capped
@@ -22,63 +22,37 @@
 #include "errmap.h"
 #include "gateway.h"
 
-/* Bytes of an oversized streamed body we read and drop so the client can
- * get its 413; past this the connection is closed instead. */
-#define GW_DISCARD_MAX (256 * 1024)
-
 static const char JSON[] = "application/json";
-
-/* ---- the connection's request deadline ----------------------------------- */
-
-/* Our record of `c` (main.c's NOTIFY_CONNECTION callback), or NULL when it
- * could not be allocated (that connection then has no request deadline). */
-static gw_conn *conn_of(struct MHD_Connection *c) {
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-  return ci != NULL ? ci->socket_context : NULL;
-}
-
-void gw_conn_busy(struct MHD_Connection *c) {
-  gw_conn *k = conn_of(c);
-  if (k != NULL) atomic_store(&k->busy, 1);
-}
 
 /* ---- responses ----------------------------------------------------------- */
 
-enum MHD_Result gw_reply(gw_req *r, struct MHD_Connection *c, int status, char *body,
-                         const char *content_type, const gw_hdr *extra, size_t n_extra) {
-  struct MHD_Response *resp;
-  if (body != NULL)
-    resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-  else
-    resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-  if (resp == NULL) {
+gw_result gw_reply(gw_req *r, gw_http *c, int status, char *body, const char *content_type,
+                   const gw_hdr *extra, size_t n_extra) {
+  gw_hdr h[8 + 4];
+  size_t n = 0;
+  if (n_extra > 4) {
     free(body);
-    return MHD_NO;
+    return GW_NO;
   }
-  if (content_type != NULL) MHD_add_response_header(resp, "Content-Type", content_type);
-  MHD_add_response_header(resp, "X-Request-Id", r->rid);
-  MHD_add_response_header(resp, "Vary", "Origin");
-  MHD_add_response_header(resp, "Cache-Control", "no-store");
-  MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+  if (content_type != NULL) h[n++] = (gw_hdr){"Content-Type", content_type};
+  h[n++] = (gw_hdr){"X-Request-Id", r->rid};
+  h[n++] = (gw_hdr){"Vary", "Origin"};
+  h[n++] = (gw_hdr){"Cache-Control", "no-store"};
+  h[n++] = (gw_hdr){"X-Content-Type-Options", "nosniff"};
   if (r->cors_ok) {
-    MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
-    MHD_add_response_header(resp, "Access-Control-Expose-Headers", GW_CORS_EXPOSE_HEADERS);
+    h[n++] = (gw_hdr){"Access-Control-Allow-Origin", r->origin};
+    h[n++] = (gw_hdr){"Access-Control-Expose-Headers", GW_CORS_EXPOSE_HEADERS};
   }
   for (size_t i = 0; i < n_extra; i++)
-    MHD_add_response_header(resp, extra[i].name, extra[i].value);
-  enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-  MHD_destroy_response(resp);
-  if (ret == MHD_YES) {
-    gw_conn_busy(c);
-    r->status = status;
-    r->phase = GW_PHASE_ANSWERED;
-  }
-  return ret;
+    h[n++] = extra[i];
+  if (!gw_http_respond(c, status, h, n, body, body != NULL ? strlen(body) : 0, body)) return GW_NO;
+  r->status = status;
+  r->phase = GW_PHASE_ANSWERED;
+  return GW_YES;
 }
 
-enum MHD_Result gw_reply_errors(gw_req *r, struct MHD_Connection *c, int status,
-                                const char *const *codes, size_t n, int retry_after) {
+gw_result gw_reply_errors(gw_req *r, gw_http *c, int status, const char *const *codes, size_t n,
+                          int retry_after) {
   char ra[16];
   gw_hdr h[1] = {{NULL, NULL}};
   size_t nh = 0;
@@ -87,16 +61,16 @@ enum MHD_Result gw_reply_errors(gw_req *r, struct MHD_Connection *c, int status,
     h[nh++] = (gw_hdr){"Retry-After", ra};
   }
   char *body = gw_error_body(codes, n);
-  if (body == NULL) return MHD_NO;
+  if (body == NULL) return GW_NO;
   return gw_reply(r, c, status, body, JSON, h, nh);
 }
 
-enum MHD_Result gw_reply_error(gw_req *r, struct MHD_Connection *c, int status, const char *code) {
+gw_result gw_reply_error(gw_req *r, gw_http *c, int status, const char *code) {
   return gw_reply_errors(r, c, status, &code, 1, status == 503 ? 1 : 0);
 }
 
-enum MHD_Result gw_reply_grpc(gw_req *r, struct MHD_Connection *c, grpc_status_code code,
-                              const char *not_found_code, const char *invalid_code) {
+gw_result gw_reply_grpc(gw_req *r, gw_http *c, grpc_status_code code, const char *not_found_code,
+                        const char *invalid_code) {
   gw_status s;
   gw_status_from_grpc(code, not_found_code, invalid_code, &s);
   return gw_reply_errors(r, c, s.http, &s.code, 1, s.retry_after);
@@ -105,10 +79,10 @@ enum MHD_Result gw_reply_grpc(gw_req *r, struct MHD_Connection *c, grpc_status_c
 /* 401: `{}` as the original, with the RFC 6750 challenge (error="invalid_token"
  * only when a Bearer token was sent; a missing header or another scheme such
  * as Basic gets the bare challenge). */
-static enum MHD_Result reply_401(gw_req *r, struct MHD_Connection *c, int token_given) {
+static gw_result reply_401(gw_req *r, gw_http *c, int token_given) {
   gw_hdr h = {"WWW-Authenticate", token_given ? "Bearer error=\"invalid_token\"" : "Bearer"};
   char *body = strdup("{}");
-  if (body == NULL) return MHD_NO;
+  if (body == NULL) return GW_NO;
   return gw_reply(r, c, 401, body, JSON, &h, 1);
 }
 
@@ -134,8 +108,7 @@ grpc_status_code gw_call(gw_req *r, gw_upstream_method m, rpc_channel *ch,
 
 /* ---- the caller --------------------------------------------------------- */
 
-int gw_resolve_caller(gw_req *r, struct MHD_Connection *c, const char *sub,
-                      enum MHD_Result *result) {
+int gw_resolve_caller(gw_req *r, gw_http *c, const char *sub, gw_result *result) {
   gw_app *app = r->app;
   int64_t now = ts_mono_us();
   if (gw_ucache_get(app->ucache, sub, now, &r->caller)) {
@@ -192,7 +165,7 @@ static int content_type_json(const char *ct) {
   return *ct == '\0' || *ct == ';';
 }
 
-static enum MHD_Result preflight(gw_req *r, struct MHD_Connection *c) {
+static gw_result preflight(gw_req *r, gw_http *c) {
   gw_hdr h[4];
   size_t n = 0;
   h[n++] = (gw_hdr){"Allow", r->match.allow};
@@ -206,28 +179,31 @@ static enum MHD_Result preflight(gw_req *r, struct MHD_Connection *c) {
 
 /* Not an API path: the web client's files (when GATEWAY_STATIC_DIR is set)
  * for GET and HEAD. Returns 1 when it answered (*res set), 0 to go on. */
-static int serve_static(gw_req *r, struct MHD_Connection *c, const char *url, const char *method,
-                        enum MHD_Result *res) {
+static int serve_static(gw_req *r, gw_http *c, const char *url, const char *method,
+                        gw_result *res) {
 #ifdef GW_HAVE_STATIC
   if (r->app->site == NULL || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)) return 0;
   char path[1024];
-  if (gw_pct_decode(url, strlen(url), path, sizeof path) < 0) return 0;
-  struct MHD_Response *resp = NULL;
-  unsigned status = 0;
-  const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
-  int rc = static_site_respond(r->app->site, path, inm, &resp, &status);
-  if (rc == 0) return 0;
+  long n = gw_pct_decode(url, strlen(url), path, sizeof path);
+  /* A decoded NUL would cut the name short in C strings: no file has one. */
+  if (n < 0 || memchr(path, '\0', (size_t)n) != NULL) return 0;
+  static_site_answer a;
+  if (!static_site_respond(r->app->site, path, gw_http_header(c, "If-None-Match", NULL), &a))
+    return 0;
   r->route = GW_R_STATIC;
-  if (rc < 0) {
-    *res = gw_reply_error(r, c, 503, GW_E_INTERNAL);
-    return 1;
-  }
-  MHD_add_response_header(resp, "X-Request-Id", r->rid);
-  *res = MHD_queue_response(c, status, resp);
-  MHD_destroy_response(resp);
-  if (*res == MHD_YES) {
-    gw_conn_busy(c);
-    r->status = (int)status;
+  gw_hdr h[7];
+  size_t nh = 0;
+  h[nh++] = (gw_hdr){"X-Request-Id", r->rid};
+  h[nh++] = (gw_hdr){"ETag", a.etag};
+  h[nh++] = (gw_hdr){"Cache-Control", "no-cache"};
+  h[nh++] = (gw_hdr){"X-Content-Type-Options", "nosniff"};
+  h[nh++] = (gw_hdr){"Referrer-Policy", "no-referrer"};
+  if (a.content_type != NULL) h[nh++] = (gw_hdr){"Content-Type", a.content_type};
+  if (a.csp != NULL) h[nh++] = (gw_hdr){"Content-Security-Policy", a.csp};
+  /* The body lives as long as the site, which outlives every connection. */
+  *res = gw_http_respond(c, (int)a.status, h, nh, a.body, a.len, NULL) ? GW_YES : GW_NO;
+  if (*res == GW_YES) {
+    r->status = (int)a.status;
     r->phase = GW_PHASE_ANSWERED;
   }
   return 1;
@@ -238,65 +214,26 @@ static int serve_static(gw_req *r, struct MHD_Connection *c, const char *url, co
 }
 
 /* The request id and the CORS verdict, read once on the first call. */
-static void req_ids(gw_req *r, struct MHD_Connection *c) {
-  const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+static void req_ids(gw_req *r, gw_http *c) {
+  const char *rid = gw_http_header(c, "X-Request-Id", NULL);
   if (gw_token_valid(rid)) {
     strcpy(r->rid, rid);
   } else if (uuid_new(r->rid) != 0) {
     strcpy(r->rid, "no-request-id");
   }
-  const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+  const char *origin = gw_http_header(c, "Origin", NULL);
   if (gw_cors_allowed(&r->app->cors, origin) && strlen(origin) <= GW_CORS_ORIGIN_MAX) {
     strcpy(r->origin, origin);
     r->cors_ok = 1;
   }
 }
 
-/* Header counts for the framing check. */
-typedef struct framing {
-  unsigned host, clen, te;
-  int te_chunked; /* the (only) Transfer-Encoding is "chunked" */
-} framing;
-
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value) {
-  framing *f = cls;
-  (void)kind;
-  if (strcasecmp(key, "Host") == 0) {
-    f->host++;
-  } else if (strcasecmp(key, "Content-Length") == 0) {
-    f->clen++;
-  } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
-    f->te++;
-    f->te_chunked = value != NULL && strcasecmp(value, "chunked") == 0;
-  }
-  return MHD_YES;
-}
-
-/* 1 when the request's framing is unambiguous (RFC 9112 3.2, 6.1, 6.3):
- * an HTTP/1.1 request has exactly one Host; at most one Content-Length;
- * Transfer-Encoding, if any, is one "chunked" and comes without
- * Content-Length. Two lengths are how requests are smuggled past a proxy
- * that reads the other one; libmicrohttpd 0.9.75 silently uses the first.
- * (A Content-Length that is not a number never gets here: libmicrohttpd
- * answers it itself; README.) */
-static int framing_ok(struct MHD_Connection *c, const char *version) {
-  framing f = {0, 0, 0, 0};
-  MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &f);
-  if (f.host > 1 || (f.host == 0 && version != NULL && strcmp(version, "HTTP/1.1") == 0))
-    return 0;
-  if (f.clen > 1) return 0;
-  if (f.te > 0 && (f.te > 1 || !f.te_chunked || f.clen > 0)) return 0;
-  return 1;
-}
-
 /* The first call for a request: headers are in, no body yet. Either answers
  * (phase ANSWERED), runs a body-less handler, or asks for the body. */
-static enum MHD_Result on_headers(gw_req *r, struct MHD_Connection *c, const char *url,
-                                  const char *method) {
+static gw_result on_headers(gw_req *r, gw_http *c, const char *url, const char *method) {
   r->match_code = gw_route_match(method, url, &r->match);
   if (r->match_code == GW_MATCH_NOT_FOUND) {
-    enum MHD_Result res;
+    gw_result res;
     if (serve_static(r, c, url, method, &res)) return res;
     return gw_reply_error(r, c, 404, GW_E_NOT_FOUND);
   }
@@ -306,13 +243,13 @@ static enum MHD_Result on_headers(gw_req *r, struct MHD_Connection *c, const cha
     gw_hdr h = {"Allow", r->match.allow};
     const char *code = GW_E_METHOD;
     char *body = gw_error_body(&code, 1);
-    if (body == NULL) return MHD_NO;
+    if (body == NULL) return GW_NO;
     return gw_reply(r, c, 405, body, JSON, &h, 1);
   }
 
   if (r->match.route->auth) {
 #ifdef GW_HAVE_AUTH
-    const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *authz = gw_http_header(c, "Authorization", NULL);
     char sub[129];
     auth_code ac = auth_verify_header(r->app->auth, authz, sub);
     if (ac == AUTH_E_JWKS_UNAVAILABLE) return gw_reply_error(r, c, 503, GW_E_AUTH_UNAVAILABLE);
@@ -321,7 +258,7 @@ static enum MHD_Result on_headers(gw_req *r, struct MHD_Connection *c, const cha
       log_debug("auth rejected: %s request_id %s", auth_strerror(ac), r->rid);
       return reply_401(r, c, ac != AUTH_E_MISSING);
     }
-    enum MHD_Result res;
+    gw_result res;
     if (gw_resolve_caller(r, c, sub, &res) != 0) return res;
 #else
     (void)reply_401;
@@ -331,96 +268,65 @@ static enum MHD_Result on_headers(gw_req *r, struct MHD_Connection *c, const cha
 
   if (strcmp(r->match.route->method, "POST") != 0) return gw_handlers[r->route](r, c);
 
-  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+  const char *ct = gw_http_header(c, "Content-Type", NULL);
   if (!content_type_json(ct)) return gw_reply_error(r, c, 415, GW_E_MEDIA_TYPE);
-  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+  const char *cl = gw_http_header(c, "Content-Length", NULL);
   if (cl != NULL) {
     char *end = NULL;
     unsigned long long n = strtoull(cl, &end, 10);
     if (end == cl || n > GW_BODY_MAX) return gw_reply_error(r, c, 413, GW_E_TOO_LARGE);
   }
   r->body = malloc(GW_BODY_MAX + 1);
-  if (r->body == NULL) return MHD_NO;
+  if (r->body == NULL) return GW_NO;
   r->phase = GW_PHASE_BODY;
-  return MHD_YES;
+  return GW_YES;
 }
 
-/* A body follows the headers (Content-Length > 0 or chunked). */
-static int has_body(struct MHD_Connection *c) {
-  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-  if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL) return 1;
-  return cl != NULL && strspn(cl, "0 ") != strlen(cl);
-}
-
-enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *c, const char *url,
-                              const char *method, const char *version, const char *upload_data,
-                              size_t *upload_data_size, void **con_cls) {
-  gw_req *r = *con_cls;
-  if (r == NULL) {
-    r = calloc(1, sizeof *r);
-    if (r != NULL) r->mem = (arena)ARENA_INIT(GW_ARENA_CHUNK, GW_ARENA_MAX);
-    if (r == NULL) return MHD_NO;
-    r->app = cls;
-    r->t0_us = ts_mono_us();
-    r->route = GW_R_NONE;
-    atomic_fetch_add(&r->app->in_flight, 1);
-    *con_cls = r;
+gw_req *gw_req_new(gw_app *app, gw_http *c, int head_ok) {
+  gw_req *r = calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->mem = (arena)ARENA_INIT(GW_ARENA_CHUNK, GW_ARENA_MAX);
+  r->app = app;
+  r->t0_us = ts_mono_us();
+  r->route = GW_R_NONE;
+  atomic_fetch_add(&app->in_flight, 1);
+  if (head_ok) {
     req_ids(r, c);
-    /* Refused framing: answered now, so libmicrohttpd closes the connection
-     * instead of guessing where the next request starts. */
-    if (!framing_ok(c, version)) return gw_reply_error(r, c, 400, GW_E_BAD_REQUEST);
-    /* libmicrohttpd closes the connection when a response is queued on this
-     * first call, so only a request that carries a body is judged now (an
-     * early 401/413/415 then spares reading it); the rest wait one call and
-     * keep their connection alive. */
-    if (!has_body(c)) {
-      gw_conn_busy(c); /* the whole request is in */
-      return MHD_YES;
-    }
-    return on_headers(r, c, url, method);
+  } else if (uuid_new(r->rid) != 0) {
+    strcpy(r->rid, "no-request-id");
   }
-  if (r->phase == GW_PHASE_HEADERS) {
-    enum MHD_Result res = on_headers(r, c, url, method);
-    if (r->phase != GW_PHASE_BODY) return res;
-    /* a POST that announced no body: judge the empty body now */
-  } else if (r->phase != GW_PHASE_BODY) {
-    *upload_data_size = 0; /* answered already: drop anything else */
-    return MHD_YES;
+  return r;
+}
+
+int gw_req_head(gw_req *r, gw_http *c) {
+  if (on_headers(r, c, gw_http_path(c), gw_http_method(c)) == GW_NO) return 0;
+  return r->phase == GW_PHASE_BODY;
+}
+
+void gw_req_body_data(void *ctx, const char *data, size_t n) {
+  gw_req *r = ctx;
+  if (r->discarded > 0 || r->body_len + n > GW_BODY_MAX) {
+    r->discarded += n; /* over the cap while streaming (chunked or a lying length) */
+    return;
   }
-  if (*upload_data_size > 0) {
-    size_t n = *upload_data_size;
-    if (r->discarded > 0 || r->body_len + n > GW_BODY_MAX) {
-      /* Over the cap while streaming (no or a lying Content-Length): keep
-       * reading a little so the 413 can be sent, then give up. */
-      r->discarded += n;
-      if (r->discarded > GW_DISCARD_MAX) return MHD_NO;
-    } else {
-      memcpy(r->body + r->body_len, upload_data, n);
-      r->body_len += n;
-    }
-    *upload_data_size = 0;
-    return MHD_YES;
-  }
-  /* The body is complete. */
-  gw_conn_busy(c);
+  memcpy(r->body + r->body_len, data, n);
+  r->body_len += n;
+}
+
+int gw_req_body_over(const gw_req *r) {
+  return r->discarded > 0;
+}
+
+gw_result gw_req_body_end(gw_req *r, gw_http *c) {
   if (r->discarded > 0) return gw_reply_error(r, c, 413, GW_E_TOO_LARGE);
   r->body[r->body_len] = '\0';
   return gw_handlers[r->route](r, c);
 }
 
-void gw_req_done(void *cls, struct MHD_Connection *c, void **con_cls,
-                 enum MHD_RequestTerminationCode toe) {
-  /* A kept-alive connection's next request gets a full deadline again. */
-  gw_conn *k = conn_of(c);
-  if (k != NULL) {
-    atomic_store(&k->start_us, (long long)ts_mono_us());
-    atomic_store(&k->busy, 0);
-  }
-  gw_req *r = *con_cls;
-  if (r == NULL) return;
+void gw_req_done(gw_req *r, int sent) {
   int64_t dt = ts_mono_us() - r->t0_us;
   char st[16];
-  if (r->status != 0 && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+  if (r->status != 0 && sent)
     snprintf(st, sizeof st, "%d", r->status);
   else
     snprintf(st, sizeof st, "%s", r->status != 0 ? "aborted" : "closed");
@@ -433,5 +339,4 @@ void gw_req_done(void *cls, struct MHD_Connection *c, void **con_cls,
   free(r->body);
   arena_free(&r->mem);
   free(r);
-  *con_cls = NULL;
 }

@@ -22,106 +22,9 @@
 extern unsigned char gateway_openapi_json[];
 extern unsigned int gateway_openapi_json_len;
 
-/* The body never gets past this: headers and the read buffer share it. */
-#define GW_CONN_MEMORY (64 * 1024)
-/* Stack of each connection thread in thread-per-connection mode: handlers
- * keep small frames, and only touched pages cost memory. */
+/* Stack of each connection thread: handlers keep small frames, and only
+ * touched pages cost memory. */
 #define GW_THREAD_STACK (1024 * 1024)
-
-static void mhd_log(void *cls, const char *fmt, va_list ap) {
-  char line[512];
-  vsnprintf(line, sizeof line, fmt, ap);
-  size_t n = strlen(line);
-  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-    line[--n] = '\0';
-  log_msg(LOG_WARN, "microhttpd: %s", line);
-}
-
-/* ---- the request deadline ------------------------------------------------
- * libmicrohttpd's connection timeout only measures idleness, so a client
- * that sends one byte a second keeps its connection (and its 64 KiB) for
- * ever. Each connection is tracked from accept (or from the end of its
- * previous request) until its request is fully received or answered; a
- * reaper thread closes the ones past GATEWAY_REQUEST_TIMEOUT_S. It cannot
- * ask libmicrohttpd to close a connection (0.9.75 has no such call), so it
- * writes a 408 itself (nothing else is being written on a connection that
- * is still receiving) and shuts the socket down; libmicrohttpd then sees
- * the end of the stream and closes the connection as usual. The fd stays
- * valid while we hold conns_mu: libmicrohttpd reports CLOSED (which takes
- * the lock to unlink) before it closes the socket. */
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code) {
-  gw_app *app = cls;
-  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-    gw_conn *k = calloc(1, sizeof *k);
-    if (k == NULL) return; /* no deadline for this one; idle timeout still applies */
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    k->fd = ci != NULL ? ci->connect_fd : -1;
-    atomic_init(&k->start_us, (long long)ts_mono_us());
-    atomic_init(&k->busy, 0);
-    pthread_mutex_lock(&app->conns_mu);
-    k->next = app->conns;
-    if (app->conns != NULL) app->conns->prev = k;
-    app->conns = k;
-    pthread_mutex_unlock(&app->conns_mu);
-    *socket_context = k;
-    return;
-  }
-  gw_conn *k = *socket_context;
-  if (k == NULL) return;
-  pthread_mutex_lock(&app->conns_mu);
-  if (k->prev != NULL)
-    k->prev->next = k->next;
-  else
-    app->conns = k->next;
-  if (k->next != NULL) k->next->prev = k->prev;
-  pthread_mutex_unlock(&app->conns_mu);
-  free(k);
-  *socket_context = NULL;
-}
-
-static const char TIMEOUT_408[] = "HTTP/1.1 408 Request Timeout\r\n"
-                                  "Content-Type: application/json\r\n"
-                                  "Content-Length: 19\r\n"
-                                  "Connection: close\r\n"
-                                  "Cache-Control: no-store\r\n"
-                                  "\r\n"
-                                  "[\"request_timeout\"]";
-
-static atomic_int reaper_stop;
-
-static void *reaper(void *arg) {
-  gw_app *app = arg;
-  while (!atomic_load(&reaper_stop)) {
-    usleep(250000);
-    int64_t now = ts_mono_us();
-    int n = 0;
-    pthread_mutex_lock(&app->conns_mu);
-    for (gw_conn *k = app->conns; k != NULL; k = k->next) {
-      if (k->reaped || k->fd < 0 || atomic_load(&k->busy) ||
-          now - (int64_t)atomic_load(&k->start_us) <= app->request_timeout_us)
-        continue;
-      k->reaped = 1;
-      /* Best effort, never blocks: the client may not be reading. */
-      ssize_t w = send(k->fd, TIMEOUT_408, sizeof TIMEOUT_408 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-      (void)w;
-      shutdown(k->fd, SHUT_RDWR);
-      n++;
-    }
-    pthread_mutex_unlock(&app->conns_mu);
-    if (n > 0)
-      log_info("closed %d connection(s) that did not send their request within %lld s (408)", n,
-               (long long)(app->request_timeout_us / 1000000));
-  }
-  return NULL;
-}
-
-/* Keeps the path exactly as sent: route.c decodes segment by segment, and
- * query values are decoded where they are read. */
-static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s) {
-  return strlen(s);
-}
 
 /* "host:port" (IPv4) or "[v6]:port". Returns 0, or -1 when malformed. */
 static int parse_listen(const char *s, struct sockaddr_storage *ss, int *v6) {
@@ -188,12 +91,11 @@ int main(int argc, char **argv) {
   }
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (ncpu < 1) ncpu = 1;
-  /* Handlers block on their upstream RPCs. In a thread pool a connection
-   * waits behind whatever its thread is blocked on, even while other threads
-   * idle (a request could reach a draining upstream after it had gone), so by
-   * default every connection gets its own thread (bounded by
-   * GATEWAY_MAX_CONNECTIONS). GATEWAY_WORKERS=N picks a pool of N epoll
-   * threads instead. */
+  /* Handlers block on their upstream RPCs, so by default every connection
+   * gets its own thread (bounded by GATEWAY_MAX_CONNECTIONS) and no request
+   * waits behind another connection's call. GATEWAY_WORKERS=N picks a fixed
+   * pool of N threads instead, each serving one connection at a time until
+   * it closes (the others wait, admitted, in line). */
   long workers = cfg_int("GATEWAY_WORKERS", 0, 0, 256);
   (void)ncpu;
   long rpc_timeout = cfg_int("GATEWAY_RPC_TIMEOUT_MS", 2000, 50, 60000);
@@ -229,8 +131,6 @@ int main(int argc, char **argv) {
   app.openapi = gateway_openapi_json;
   app.openapi_len = gateway_openapi_json_len;
   atomic_init(&app.in_flight, 0);
-  pthread_mutex_init(&app.conns_mu, NULL);
-  app.request_timeout_us = (int64_t)req_timeout * 1000000;
   app.ucache = gw_ucache_new(4096, (int64_t)ucache_ttl * 1000000);
   app.hcache = gw_ucache_new(4096, (int64_t)hcache_ttl * 1000000);
   app.users = rpc_channel_open(users_addr);
@@ -280,53 +180,35 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
-  struct MHD_OptionItem threading[2] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
-  if (workers > 0) {
-    flags |= MHD_USE_EPOLL;
-    threading[0] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)workers, NULL};
-  } else {
-    flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
-    threading[0] = (struct MHD_OptionItem){MHD_OPTION_THREAD_STACK_SIZE, GW_THREAD_STACK, NULL};
-  }
-  if (v6) flags |= MHD_USE_IPv6;
-  struct MHD_Daemon *d = MHD_start_daemon(
-      flags, 0, NULL, NULL, gw_on_request, &app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_ARRAY, threading, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per_ip,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout, MHD_OPTION_NOTIFY_CONNECTION,
-      on_connection, &app,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)GW_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-      gw_req_done, &app, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-      mhd_log, NULL, MHD_OPTION_END);
-  if (d == NULL) {
+  gw_srv_config scfg = {.addr = ss,
+                        .addr_len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+                        .workers = workers,
+                        .max_conn = max_conn,
+                        .per_ip = per_ip,
+                        .idle_us = (int64_t)conn_timeout * 1000000,
+                        .request_us = (int64_t)req_timeout * 1000000,
+                        .thread_stack = GW_THREAD_STACK};
+  gw_srv *srv = NULL;
+  if (gw_srv_start(&scfg, &app, &srv) != 0) {
     fprintf(stderr, "gateway: cannot listen on %s (GATEWAY_LISTEN): %s\n", listen, strerror(errno));
     return 1;
   }
-  log_info("gateway listening on %s (workers %ld (0: a thread per connection), users %s, messages %s, rpc deadline %ld ms)",
+  log_info("gateway listening on %s (workers %ld (0: a thread per connection), users %s, messages "
+           "%s, rpc deadline %ld ms)",
            listen, workers, users_addr, messages_addr, rpc_timeout);
-  pthread_t reaper_thread;
-  atomic_init(&reaper_stop, 0);
-  if (pthread_create(&reaper_thread, NULL, reaper, &app) != 0) {
-    fprintf(stderr, "gateway: cannot start the request deadline thread\n");
-    MHD_stop_daemon(d);
-    return 1;
-  }
 
   int sig = 0;
   sigwait(&sigs, &sig);
   log_info("signal %d: draining", sig);
-  MHD_socket lsock = MHD_quiesce_daemon(d);
-  if (lsock != MHD_INVALID_SOCKET) close(lsock);
+  gw_srv_quiesce(srv);
+  /* In-flight requests get GATEWAY_DRAIN_MS; then their sockets are shut
+   * down, and their threads get one more upstream deadline to notice. */
   int64_t until = ts_mono_us() + drain_ms * 1000;
-  while (atomic_load(&app.in_flight) > 0 && ts_mono_us() < until)
-    usleep(10000);
-  long left = atomic_load(&app.in_flight);
-  atomic_store(&reaper_stop, 1);
-  pthread_join(reaper_thread, NULL);
-  MHD_stop_daemon(d);
-  pthread_mutex_destroy(&app.conns_mu);
-  if (left > 0) log_warn("stopped with %ld requests unfinished after %ld ms", left, drain_ms);
+  if (gw_srv_stop(srv, until, (int64_t)rpc_timeout * 1000 + 1000000) != 0) {
+    /* Threads still hold the app: leave it all to the exit. */
+    log_warn("stopped with connections unfinished after %ld ms", drain_ms);
+    return 0;
+  }
 #ifdef GW_HAVE_AUTH
   auth_free(app.auth);
 #endif

@@ -391,8 +391,8 @@ static int ss_etag_matches(const char *header, const char *etag) {
 }
 
 int static_site_respond(const static_site *s, const char *path, const char *if_none_match,
-                        struct MHD_Response **resp, unsigned *status) {
-  if (s == NULL || path == NULL || resp == NULL || status == NULL) return 0;
+                        static_site_answer *out) {
+  if (s == NULL || path == NULL || out == NULL) return 0;
   const ss_file *f = NULL;
   if (ss_is_client_route(path)) {
     f = s->index;
@@ -401,30 +401,15 @@ int static_site_respond(const static_site *s, const char *path, const char *if_n
     f = bsearch(&key, s->files, s->nfiles, sizeof s->files[0], ss_cmp_file);
   }
   if (f == NULL) return 0;
-  unsigned code = MHD_HTTP_OK;
-  struct MHD_Response *r;
+  static_site_answer a = {200,     (const char *)f->body,     f->len, f->content_type,
+                          f->etag, f->is_html ? s->csp : NULL};
   if (if_none_match != NULL && ss_etag_matches(if_none_match, f->etag)) {
-    code = MHD_HTTP_NOT_MODIFIED;
-    r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-  } else {
-    /* The body lives as long as the site, which outlives the daemon. */
-    r = MHD_create_response_from_buffer(f->len, f->body, MHD_RESPMEM_PERSISTENT);
+    a.status = 304;
+    a.body = NULL;
+    a.len = 0;
+    a.content_type = NULL;
   }
-  if (r == NULL) return -1;
-  int ok = MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, f->etag) == MHD_YES &&
-           MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") == MHD_YES &&
-           MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") == MHD_YES &&
-           MHD_add_response_header(r, "Referrer-Policy", "no-referrer") == MHD_YES;
-  if (ok && code == MHD_HTTP_OK)
-    ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, f->content_type) == MHD_YES;
-  if (ok && f->is_html)
-    ok = MHD_add_response_header(r, "Content-Security-Policy", s->csp) == MHD_YES;
-  if (!ok) {
-    MHD_destroy_response(r);
-    return -1;
-  }
-  *resp = r;
-  *status = code;
+  *out = a;
   return 1;
 }
 

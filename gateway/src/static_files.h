@@ -13,17 +13,13 @@
  * names, and this keeps a deploy visible at the next page load.
  *
  * Thread safety: after static_site_open() the site is read-only; any number
- * of MHD threads may call static_site_respond() at once.
+ * of connection threads may call static_site_respond() at once.
  */
 #ifndef CRUDDUR_GATEWAY_STATIC_FILES_H
 #define CRUDDUR_GATEWAY_STATIC_FILES_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
-#include <sys/select.h>
-#include <sys/socket.h>
-#include <microhttpd.h>
 
 /* Bounds on what static_site_open() loads (exceeding one is an error). */
 #define STATIC_SITE_MAX_FILES 256
@@ -70,21 +66,31 @@ void static_site_free(static_site *s);
 /* Number of files indexed (config.json included), for logs and tests. */
 size_t static_site_file_count(const static_site *s);
 
-/* For a GET or HEAD (call only for those methods; MHD drops the body of a
- * HEAD answer itself). `path` is MHD's `url` argument, without the query
- * string, and is matched byte for byte: raw (the gateway's keep_raw unescape
- * callback) or percent-decoded (MHD's default) both work, because no servable
- * name needs escaping, so an encoded path simply matches nothing.
- * `if_none_match` is the request's If-None-Match header or NULL.
- * Returns 1 and sets *resp (the caller queues it, then MHD_destroy_response())
- * and *status (200 or 304) when `path` is a file of the site, /config.json,
+/* What to answer for a file; every pointer lives as long as the site. */
+typedef struct static_site_answer {
+  unsigned status;  /* 200, or 304 when If-None-Match matched */
+  const char *body; /* the file (NULL and len 0 for a 304) */
+  size_t len;
+  const char *content_type; /* NULL for a 304 */
+  const char *etag;         /* strong ETag, quoted */
+  const char *csp;          /* Content-Security-Policy for HTML, else NULL */
+} static_site_answer;
+
+/* For a GET or HEAD (call only for those methods; the server drops the body
+ * of a HEAD answer itself). `path` is the request's path without the query
+ * string, percent-decoded by the caller, and is matched byte for byte (a
+ * name with an encoded character simply matches nothing, since no servable
+ * name needs escaping). `if_none_match` is the request's If-None-Match
+ * header or NULL. The caller adds the headers ETag, Content-Type, CSP from
+ * *out and Cache-Control: no-cache, X-Content-Type-Options: nosniff,
+ * Referrer-Policy: no-referrer.
+ * Returns 1 and fills *out when `path` is a file of the site, /config.json,
  * or one of the client-side routes that answer index.html: "/", "/signin",
  * "/messages", "/messages/new/{handle}" (1-32 of [A-Za-z0-9_]),
- * "/messages/{uuid}" (8-4-4-4-12 hex). Returns 0 and leaves both untouched
- * when `path` is none of these (the caller routes on or answers 404), and -1
- * when MHD could not allocate the response (the caller answers 500/503). */
+ * "/messages/{uuid}" (8-4-4-4-12 hex). Returns 0 and leaves *out untouched
+ * when `path` is none of these (the caller routes on or answers 404). */
 int static_site_respond(const static_site *s, const char *path, const char *if_none_match,
-                        struct MHD_Response **resp, unsigned *status);
+                        static_site_answer *out);
 
 /* A static English description of a status. */
 const char *static_site_strerror(static_site_status st);

@@ -3,7 +3,7 @@
  * from a cursor (wire.c).
  *
  * Input: byte 0 picks the method, the rest is "path[?query]" as raw,
- * still-encoded text (what MHD hands the gateway with keep_raw unescaping). */
+ * still-encoded text (what the gateway's server hands the router: the raw path). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *url = malloc(size);
   if (url == NULL) return 0;
   memcpy(url, data + 1, size - 1);
-  url[size - 1] = '\0'; /* MHD's url is a C string: stops at the first NUL */
+  url[size - 1] = '\0'; /* the path is a C string (http-parser refuses a raw NUL) */
   char *q = strchr(url, '?');
   if (q) *q++ = '\0';
 

@@ -106,18 +106,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   buf[size] = '\0';
   char *inm = strchr(buf, '\n');
   if (inm) *inm++ = '\0';
-  struct MHD_Response *resp = NULL;
-  unsigned status = 0;
-  int rc = static_site_respond(g_site, buf, inm, &resp, &status);
+  static_site_answer a;
+  memset(&a, 0, sizeof a);
+  int rc = static_site_respond(g_site, buf, inm, &a);
   if (rc == 1) {
-    if (resp == NULL || (status != 200 && status != 304)) abort();
-    if (status == 304 && inm == NULL) abort();
+    if (a.status != 200 && a.status != 304) abort();
+    if (a.etag == NULL || (a.status == 200 && a.content_type == NULL)) abort();
+    if (a.status == 304 && (inm == NULL || a.body != NULL || a.len != 0)) abort();
     if (!may_answer(buf)) abort();
     if (strstr(buf, "..") || strchr(buf, '\\') || strstr(buf, "/./") || strstr(buf, "//")) abort();
-    MHD_destroy_response(resp);
   } else if (rc == 0) {
-    if (resp != NULL || status != 0) abort();
-  } else if (rc != -1) {
+    if (a.status != 0 || a.body != NULL) abort();
+  } else {
     abort();
   }
   free(buf);

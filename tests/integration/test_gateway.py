@@ -600,6 +600,80 @@ class GatewayTest(unittest.TestCase):
         st, _, _ = self.raw("GET", "/healthz", {"X-Big": "a" * 70000})
         self.assertIn(st, (413, 431))
 
+    # ---- the HTTP layer (gateway/src/server.c, h1.c) ---------------------------
+    def sock(self):
+        host, port = self.s.gateway_url.split("//")[1].split(":")
+        return socket.create_connection((host, int(port)), timeout=10)
+
+    @staticmethod
+    def read_answers(sock, n):
+        """Reads n answers (head + Content-Length body) off a socket."""
+        buf, out = b"", []
+        while len(out) < n:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                head = buf[:end].decode("latin-1")
+                m = re.search(r"(?im)^content-length: (\d+)$", head)
+                size = int(m.group(1)) if m else 0
+                if len(buf) >= end + 4 + size:
+                    status = int(head.split(" ", 2)[1])
+                    hdrs = dict(l.split(": ", 1) for l in head.split("\r\n")[1:])
+                    out.append((status, {k.lower(): v for k, v in hdrs.items()},
+                                buf[end + 4:end + 4 + size]))
+                    buf = buf[end + 4 + size:]
+                    continue
+            d = sock.recv(65536)
+            if not d:
+                break
+            buf += d
+        return out, buf
+
+    def test_pipelined_in_order(self):
+        reqs = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\nX-Request-Id: pipe-%d\r\n%s\r\n" % (
+            p, i, b"Connection: close\r\n" if i == 3 else b"")
+            for i, p in enumerate((b"/healthz", b"/api/users/@bayko/short", b"/nothing", b"/healthz")))
+        with self.sock() as s:
+            s.sendall(reqs)
+            got, rest = self.read_answers(s, 5)
+        self.assertEqual([(st, h["x-request-id"]) for st, h, _ in got],
+                         [(200, "pipe-0"), (200, "pipe-1"), (404, "pipe-2"), (200, "pipe-3")])
+        self.assertEqual(got[3][1].get("connection"), "close")
+        self.assertEqual(json.loads(got[1][2])["handle"], "bayko")
+        self.assertEqual(rest, b"")
+
+    def test_expect_100_continue(self):
+        body = json.dumps({"message": "after a 100", "handle": "londo"}).encode()
+        head = ("POST /api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+                % (self.tokens["andrewbrown"], len(body))).encode()
+        with self.sock() as s:
+            s.sendall(head)
+            self.assertEqual(s.recv(100), b"HTTP/1.1 100 Continue\r\n\r\n")
+            s.sendall(body)
+            got, _ = self.read_answers(s, 1)
+        self.assertEqual(got[0][0], 200, got)
+        self.assertEqual(json.loads(got[0][2])["message"], "after a 100")
+        # Refused before the body: no 100, the answer, then the connection closes.
+        with self.sock() as s:
+            s.sendall(head.replace(b"Bearer ", b"Bearer x"))
+            got, rest = self.read_answers(s, 2)
+        self.assertEqual([(st, h.get("connection")) for st, h, _ in got], [(401, "close")])
+
+    def test_refusals_are_json(self):
+        cases = ((b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"),
+                 (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", 400, "bad_request"),
+                 (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n", 400, "bad_request"),
+                 (b"GET /" + b"u" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+                 (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 300 + b"\r\n", 431,
+                  "request_header_fields_too_large"))
+        for raw, status, code in cases:
+            with self.sock() as s:
+                s.sendall(raw)
+                got, _ = self.read_answers(s, 1)
+            self.assertEqual([(st, json.loads(b), h.get("connection")) for st, h, b in got],
+                             [(status, [code], "close")], raw[:40])
+            self.assertTrue(got[0][1].get("x-request-id"))
+
     def wait_stopped(self, pid):
         deadline = time.time() + 5
         while time.time() < deadline:  # wait until every thread is stopped
