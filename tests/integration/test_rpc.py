@@ -283,6 +283,24 @@ class RuntimeTest(unittest.TestCase):
             list(call(iter([b"\xff\xff\xff"]), timeout=TIMEOUT))
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
+    def test_field_number_zero_is_refused(self):
+        # 82 00 is an overlong varint tag for field 0 (wire type 2), then an
+        # empty value: protobuf-c decodes it, so the server must refuse it.
+        bad = b"\x12\x0bandrewbrown\x82\x00\x00"
+        call = self.srv.channel.unary_unary("/%s/GetUser" % USERS_SVC,
+                                            request_serializer=lambda b: b,
+                                            response_deserializer=lambda b: b)
+        with self.assertRaises(grpc.RpcError) as cm:
+            call(bad, timeout=TIMEOUT)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertGreater(len(call(bad[:-3], timeout=TIMEOUT)), 0)  # the rest is fine
+        refl = self.srv.channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        with self.assertRaises(grpc.RpcError) as cm:
+            list(refl(iter([b"\x3a\x00\x82\x00\x00"]), timeout=TIMEOUT))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
     # ---- unary runtime ---------------------------------------------------
 
     def test_undecodable_request_is_invalid_argument(self):

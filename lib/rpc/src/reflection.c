@@ -222,6 +222,10 @@ int rpc__reflection_answer(const struct rpc_reflection *r, const uint8_t *data,
   Grpc__Reflection__V1__ServerReflectionRequest *req =
       grpc__reflection__v1__server_reflection_request__unpack(NULL, len, data);
   if (req == NULL) return -1;
+  if (rpc__pb_has_field0(&req->base)) {
+    grpc__reflection__v1__server_reflection_request__free_unpacked(req, NULL);
+    return -1;
+  }
 
   Grpc__Reflection__V1__ServerReflectionResponse resp =
       GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT;

@@ -175,9 +175,15 @@ void rpc__reflection_begin(rpc_call *c);
 /* Advances a stream after one of its batches completed (poller thread). */
 void rpc__reflection_step(rpc_call *c, int ok);
 
+/* 1 when m, or a message inside it, holds an unknown field numbered 0,
+ * which protobuf-c decodes but cannot encode again (pbcheck.c): such a
+ * request is refused as malformed. */
+int rpc__pb_has_field0(const ProtobufCMessage *m);
+
 /* Answers one serialized ServerReflectionRequest (v1 and v1alpha share the
  * wire format). Returns 0 and sets *out to a new byte buffer (caller
- * destroys), or -1 when the request cannot be decoded. For tests too. */
+ * destroys), or -1 when the request cannot be decoded (or holds a field
+ * numbered 0). For tests too. */
 int rpc__reflection_answer(const struct rpc_reflection *r, const uint8_t *req,
                            size_t len, grpc_byte_buffer **out);
 

@@ -353,7 +353,7 @@ static void run_unary(rpc_call *c) {
   ProtobufCMessage *req = protobuf_c_message_unpack(
       md->input, &alloc, GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
   grpc_slice_unref(body);
-  if (req == NULL) {
+  if (req == NULL || rpc__pb_has_field0(req)) {
     char msg[256];
     snprintf(msg, sizeof msg, "request is not a valid %s", md->input->name);
     rpc__call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, msg);

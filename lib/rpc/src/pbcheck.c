@@ -1,0 +1,33 @@
+/* pbcheck.c - what protobuf-c accepts on decode but a request may not hold. */
+#include "rpc_internal.h"
+
+/* protobuf-c decodes a field tag written as an overlong varint of 0 (e.g.
+ * 80 00) and keeps it as an unknown field numbered 0. Field number 0 is
+ * invalid in protobuf, protobuf-c re-encodes it as a lone 00 byte that no
+ * decoder accepts, and reflection echoes the request back: so such a
+ * request is refused as malformed (tests/fuzz/README.md, F2). Our request
+ * types nest a few levels at most, which bounds the recursion. */
+int rpc__pb_has_field0(const ProtobufCMessage *m) {
+  if (m == NULL) return 0;
+  for (unsigned i = 0; i < m->n_unknown_fields; i++)
+    if (m->unknown_fields[i].tag == 0) return 1;
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+    const char *base = (const char *)m + f->offset;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+      ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)base;
+      for (size_t k = 0; k < n; k++)
+        if (rpc__pb_has_field0(v[k])) return 1;
+      continue;
+    }
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+      uint32_t which = *(const uint32_t *)((const char *)m + f->quantifier_offset);
+      if (which != f->id) continue;
+    }
+    if (rpc__pb_has_field0(*(ProtobufCMessage *const *)base)) return 1;
+  }
+  return 0;
+}
