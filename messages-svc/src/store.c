@@ -275,30 +275,27 @@ int store_group_touch(store *s, const char *owner, const store_party *other, con
   cJSON *b = body_new(s);
   int bad = b == NULL;
   if (b) {
-    cJSON *k = add_obj(b, "Key");
-    bad |= k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", m->group) != 0;
-    /* Sets every attribute, so a row lost to a crash is recreated whole. */
-    bad |= cJSON_AddStringToObject(b, "UpdateExpression",
-                                   "SET message_group_uuid = :g, user_uuid = :u, "
-                                   "user_handle = :h, user_display_name = :d, #msg = :m, "
-                                   "last_sk = :s, last_message_at = :t") == NULL;
+    /* The whole row, so a row lost to a crash is recreated whole: a PutItem
+     * (cheaper to evaluate than the same SET as an UpdateExpression). */
+    cJSON *item = add_obj(b, "Item");
+    bad |= item == NULL;
+    if (item) {
+      bad |= store_add_s(item, "pk", pk);
+      bad |= store_add_s(item, "sk", m->group);
+      bad |= store_add_s(item, "message_group_uuid", m->group);
+      bad |= store_add_s(item, "user_uuid", other->uuid);
+      bad |= store_add_s(item, "user_handle", other->handle);
+      bad |= store_add_s(item, "user_display_name", other->display_name);
+      bad |= store_add_s(item, "message", m->text);
+      bad |= store_add_s(item, "last_sk", m->sk);
+      bad |= store_add_s(item, "last_message_at", ts);
+    }
     bad |= cJSON_AddStringToObject(b, "ConditionExpression",
                                    "attribute_not_exists(last_sk) OR last_sk < :s") == NULL;
-    cJSON *n = add_obj(b, "ExpressionAttributeNames");
-    bad |= n == NULL || cJSON_AddStringToObject(n, "#msg", "message") == NULL;
     cJSON *v = add_obj(b, "ExpressionAttributeValues");
-    bad |= v == NULL;
-    if (v) {
-      bad |= store_add_s(v, ":g", m->group);
-      bad |= store_add_s(v, ":u", other->uuid);
-      bad |= store_add_s(v, ":h", other->handle);
-      bad |= store_add_s(v, ":d", other->display_name);
-      bad |= store_add_s(v, ":m", m->text);
-      bad |= store_add_s(v, ":s", m->sk);
-      bad |= store_add_s(v, ":t", ts);
-    }
+    bad |= v == NULL || store_add_s(v, ":s", m->sk) != 0;
   }
-  int rc = run(s, "UpdateItem", b, bad, deadline, NULL, err);
+  int rc = run(s, "PutItem", b, bad, deadline, NULL, err);
   if (rc == STORE_ERR && store_is_condfail(err)) return STORE_NO;
   return rc;
 }

@@ -77,8 +77,8 @@ int store_group_row_get(store *s, const char *owner, const char *group, int64_t 
 int store_message_put(store *s, const store_msg *m, int64_t deadline, aws_error *err);
 
 /* Makes owner's group row show m as its latest message, creating the row
- * (describing `other`) when it is missing: one UpdateItem with the condition
- * attribute_not_exists(last_sk) OR last_sk < :sk. STORE_NO: a newer (or the
+ * (describing `other`) when it is missing: one PutItem of the whole row with
+ * the condition attribute_not_exists(last_sk) OR last_sk < :sk. STORE_NO: a newer (or the
  * same) message is already shown; nothing changed. */
 int store_group_touch(store *s, const char *owner, const store_party *other, const store_msg *m,
                       int64_t deadline, aws_error *err);

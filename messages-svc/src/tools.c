@@ -480,7 +480,7 @@ static int seed_conversation(tools_ctx *t, const char *ns, const store_party *a,
     /* Monotonic: on a second run (or after newer real messages) nothing moves. */
     if (store_group_touch(&s, m.sender.uuid, other, &m, tool_deadline(), &err) == STORE_ERR ||
         store_group_touch(&s, other->uuid, &m.sender, &m, tool_deadline(), &err) == STORE_ERR) {
-      report("UpdateItem group row", &err);
+      report("PutItem group row", &err);
       return 1;
     }
   }
