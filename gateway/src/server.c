@@ -3,6 +3,10 @@
  * An acceptor thread admits connections (GATEWAY_MAX_CONNECTIONS and the
  * per-address cap: over either the socket is closed at accept, no answer)
  * and hands each to its own thread (GATEWAY_WORKERS=0) or to a fixed pool.
+ * In pool mode a connection with nothing to read is parked in the
+ * acceptor's epoll set (idle keep-alive, or not yet sent anything) and
+ * queued for a pool thread when bytes arrive, so N threads serve any number
+ * of connections, one request at a time each.
  * The connection thread reads requests into one buffer (the head stays in
  * place while its request is handled: the header views point into it),
  * lets h1.c parse them, runs http.c's pipeline and writes the answer:
@@ -35,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -55,6 +60,10 @@
 
 struct gw_http {
   gw_http *prev, *next; /* srv->conns, under srv->mu */
+  gw_http *pprev, *pnext; /* srv->parked while parked, under srv->mu */
+  int parked;             /* pool mode: idle, watched by the acceptor's epoll set */
+  int in_ep;              /* registered in srv->ep (EPOLLONESHOT: re-armed with MOD) */
+  int64_t idle_since;     /* when it was parked */
   gw_srv *srv;
   int fd;
   struct sockaddr_storage peer;
@@ -84,7 +93,9 @@ struct gw_srv {
   pthread_cond_t cv;
   gw_http *conns;
   long n_conns;
-  gw_http **queue; /* pool mode: admitted, not yet served (ring of max_conn) */
+  gw_http **queue; /* pool mode: ready to be served (ring of max_conn) */
+  gw_http *parked; /* pool mode: idle keep-alive connections, in ep */
+  int ep;          /* pool mode: epoll set of the parked connections, or -1 */
   size_t q_head, q_len;
   pthread_t *pool;
   long n_pool;
@@ -312,15 +323,22 @@ static void srv_refuse(gw_http *c, gw_req *r, int status, const char *code) {
 }
 
 /* Serves requests on c until it closes. */
-static void srv_serve(gw_http *c) {
+/* What srv_serve leaves to its caller. */
+enum { SRV_DONE = 0, SRV_PARK };
+
+/* Serves requests on c until it is to be closed (SRV_DONE) or, in pool
+ * mode, until it is idle between requests with nothing buffered (SRV_PARK):
+ * a pool thread never waits on an idle keep-alive client. */
+static int srv_serve(gw_http *c) {
   gw_srv *s = c->srv;
   size_t off = 0; /* where the current request starts in c->buf */
-  for (;;) {
+  for (int fresh = 1;; fresh = 0) {
     if (off > 0) {
       memmove(c->buf, c->buf + off, c->len - off);
       c->len -= off;
       off = 0;
     }
+    if (s->n_pool > 0 && !fresh && c->len == 0) return SRV_PARK;
     int64_t t0 = ts_mono_us();
     int64_t deadline = t0 + s->cfg.request_us;
     int64_t last_rx = t0;
@@ -341,20 +359,20 @@ static void srv_serve(gw_http *c) {
       long rr = srv_read(c, GW_H1_HEAD_MAX, deadline, &last_rx, c->len == 0);
       if (rr == RD_DEADLINE) {
         srv_refuse(c, NULL, 408, GW_E_REQUEST_TIMEOUT);
-        return;
+        return SRV_DONE;
       }
-      if (rr <= 0) return; /* closed, idle, drain: no answer */
+      if (rr <= 0) return SRV_DONE; /* closed, idle, drain: no answer */
     }
     if (st != GW_H1_OK) {
       int status;
       const char *code;
       gw_h1_verdict(st, &status, &code);
       srv_refuse(c, NULL, status, code);
-      return;
+      return SRV_DONE;
     }
     srv_views(c);
     gw_req *r = gw_req_new(s->app, c, 1);
-    if (r == NULL) return;
+    if (r == NULL) return SRV_DONE;
     off = head_len;
     int unread = c->h1.has_body; /* body bytes the answer leaves unread */
     if (gw_req_head(r, c)) {
@@ -363,7 +381,7 @@ static void srv_serve(gw_http *c) {
           static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
           if (send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof cont - 1)) {
             gw_req_done(r, 0);
-            return;
+            return SRV_DONE;
           }
         }
         for (;;) {
@@ -376,7 +394,7 @@ static void srv_serve(gw_http *c) {
               const char *code;
               gw_h1_verdict(st, &status, &code);
               srv_refuse(c, r, status, code);
-              return;
+              return SRV_DONE;
             }
             if (c->h1.msg_done) {
               unread = 0;
@@ -390,11 +408,11 @@ static void srv_serve(gw_http *c) {
           long rr = srv_read(c, SRV_BUF, deadline, &last_rx, 0);
           if (rr == RD_DEADLINE) {
             srv_refuse(c, r, 408, GW_E_REQUEST_TIMEOUT);
-            return;
+            return SRV_DONE;
           }
           if (rr <= 0) {
             gw_req_done(r, 0);
-            return;
+            return SRV_DONE;
           }
         }
       } else {
@@ -404,15 +422,15 @@ static void srv_serve(gw_http *c) {
     }
     if (!c->has_resp) { /* nothing could be answered: close */
       gw_req_done(r, 0);
-      return;
+      return SRV_DONE;
     }
     int close_after = unread || !c->h1.keep_alive || atomic_load(&s->stopping);
     int sent = srv_send(c, close_after);
     gw_req_done(r, sent);
-    if (!sent) return;
+    if (!sent) return SRV_DONE;
     if (close_after) {
       if (unread) srv_linger(c);
-      return;
+      return SRV_DONE;
     }
   }
 }
@@ -454,6 +472,83 @@ static void *srv_conn_main(void *arg) {
   return NULL;
 }
 
+/* Pool mode: hands an idle connection to the acceptor's epoll set; it is
+ * queued again when the client sends (or closes), or closed when idle for
+ * GATEWAY_CONN_TIMEOUT_S or at the drain. */
+static int srv_park_locked(gw_srv *s, gw_http *c) {
+  if (atomic_load(&s->stopping)) return -1;
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = c};
+  if (epoll_ctl(s->ep, c->in_ep ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) != 0) return -1;
+  c->in_ep = 1;
+  c->parked = 1;
+  c->idle_since = ts_mono_us();
+  c->pprev = NULL;
+  c->pnext = s->parked;
+  if (s->parked != NULL) s->parked->pprev = c;
+  s->parked = c;
+  return 0;
+}
+
+static void srv_park(gw_http *c) {
+  gw_srv *s = c->srv;
+  pthread_mutex_lock(&s->mu);
+  int rc = srv_park_locked(s, c);
+  pthread_mutex_unlock(&s->mu);
+  if (rc != 0) srv_close(c);
+}
+
+/* Takes c off the parked list (under mu). */
+static void srv_unpark(gw_srv *s, gw_http *c) {
+  if (c->pprev != NULL)
+    c->pprev->pnext = c->pnext;
+  else
+    s->parked = c->pnext;
+  if (c->pnext != NULL) c->pnext->pprev = c->pprev;
+  c->pprev = c->pnext = NULL;
+  c->parked = 0;
+}
+
+/* Queues c for a pool thread (under mu). */
+static void srv_enqueue(gw_srv *s, gw_http *c) {
+  s->queue[(s->q_head + s->q_len) % (size_t)s->cfg.max_conn] = c;
+  s->q_len++;
+  pthread_cond_signal(&s->cv);
+}
+
+/* The acceptor's side of parking: queue the connections that woke up, and
+ * close those idle too long (all of them when `all`, at the drain). */
+static void srv_parked_events(gw_srv *s) {
+  struct epoll_event ev[64];
+  int n = epoll_wait(s->ep, ev, 64, 0);
+  pthread_mutex_lock(&s->mu);
+  for (int i = 0; i < n; i++) {
+    gw_http *c = ev[i].data.ptr;
+    if (!c->parked) continue;
+    srv_unpark(s, c);
+    srv_enqueue(s, c);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void srv_parked_expire(gw_srv *s, int all) {
+  int64_t now = ts_mono_us();
+  gw_http *done = NULL;
+  pthread_mutex_lock(&s->mu);
+  for (gw_http *c = s->parked, *next; c != NULL; c = next) {
+    next = c->pnext;
+    if (!all && now - c->idle_since < s->cfg.idle_us) continue;
+    srv_unpark(s, c);
+    c->pnext = done;
+    done = c;
+  }
+  pthread_mutex_unlock(&s->mu);
+  while (done != NULL) {
+    gw_http *next = done->pnext;
+    srv_close(done); /* close() also takes it out of the epoll set */
+    done = next;
+  }
+}
+
 static void *srv_pool_main(void *arg) {
   gw_srv *s = arg;
   for (;;) {
@@ -468,7 +563,10 @@ static void *srv_pool_main(void *arg) {
     s->q_head = (s->q_head + 1) % (size_t)s->cfg.max_conn;
     s->q_len--;
     pthread_mutex_unlock(&s->mu);
-    srv_conn_main(c);
+    if (srv_serve(c) == SRV_PARK)
+      srv_park(c);
+    else
+      srv_close(c);
   }
 }
 
@@ -511,10 +609,11 @@ static void srv_admit(gw_srv *s, int fd, const struct sockaddr_storage *peer) {
   s->conns = c;
   s->n_conns++;
   if (s->n_pool > 0) {
-    s->queue[(s->q_head + s->q_len) % (size_t)s->cfg.max_conn] = c;
-    s->q_len++;
-    pthread_cond_signal(&s->cv);
+    /* Parked until its first bytes arrive: a client that connects and
+     * says nothing holds no pool thread. */
+    int rc = srv_park_locked(s, c);
     pthread_mutex_unlock(&s->mu);
+    if (rc != 0) srv_close(c);
     return;
   }
   pthread_mutex_unlock(&s->mu);
@@ -533,13 +632,24 @@ static void srv_admit(gw_srv *s, int fd, const struct sockaddr_storage *peer) {
 
 static void *srv_accept_main(void *arg) {
   gw_srv *s = arg;
+  int64_t next_expiry = ts_mono_us() + 1000000;
   for (;;) {
-    struct pollfd p[2] = {{s->lfd, POLLIN, 0}, {s->drain[0], POLLIN, 0}};
-    if (poll(p, 2, -1) < 0) {
+    struct pollfd p[3] = {{s->lfd, POLLIN, 0}, {s->drain[0], POLLIN, 0}, {s->ep, POLLIN, 0}};
+    int np = s->ep >= 0 ? 3 : 2;
+    /* Pool mode wakes every second to close parked connections gone idle. */
+    int rc = poll(p, (nfds_t)np, np == 3 ? 1000 : -1);
+    if (rc < 0) {
       if (errno == EINTR) continue;
       break;
     }
     if (p[1].revents != 0) break;
+    if (np == 3) {
+      if (p[2].revents != 0) srv_parked_events(s);
+      if (ts_mono_us() >= next_expiry) {
+        srv_parked_expire(s, 0);
+        next_expiry = ts_mono_us() + 1000000;
+      }
+    }
     if (p[0].revents == 0) continue;
     struct sockaddr_storage peer;
     socklen_t pl = sizeof peer;
@@ -551,6 +661,7 @@ static void *srv_accept_main(void *arg) {
     }
     srv_admit(s, fd, &peer);
   }
+  if (s->ep >= 0) srv_parked_expire(s, 1); /* the drain closes idle connections */
   return NULL;
 }
 
@@ -571,7 +682,9 @@ int gw_srv_start(const gw_srv_config *cfg, struct gw_app *app, gw_srv **out) {
   if (pipe2(s->drain, O_CLOEXEC) != 0) goto fail_sock;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
+  s->ep = -1;
   if (cfg->workers > 0) {
+    if ((s->ep = epoll_create1(EPOLL_CLOEXEC)) < 0) goto fail_all;
     s->queue = calloc((size_t)cfg->max_conn, sizeof *s->queue);
     s->pool = calloc((size_t)cfg->workers, sizeof *s->pool);
     if (s->queue == NULL || s->pool == NULL) goto fail_all;
@@ -597,6 +710,7 @@ fail_all : {
   int e = errno;
   free(s->queue);
   free(s->pool);
+  if (s->ep >= 0) close(s->ep);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   close(s->drain[0]);
@@ -656,6 +770,7 @@ int gw_srv_stop(gw_srv *s, int64_t until_us, int64_t grace_us) {
     pthread_join(s->pool[i], NULL);
   free(s->queue);
   free(s->pool);
+  if (s->ep >= 0) close(s->ep);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   close(s->drain[0]);

@@ -26,7 +26,7 @@ typedef struct gw_hdr {
 typedef struct gw_srv_config {
   struct sockaddr_storage addr; /* where to listen */
   socklen_t addr_len;
-  long workers;        /* 0: a thread per connection; N: a fixed pool of N connection threads */
+  long workers;        /* 0: a thread per connection; N: a pool of N threads, idle connections parked */
   long max_conn;       /* open connections (queued ones included); more are closed at accept */
   long per_ip;         /* open connections from one address; 0 = no limit */
   int64_t idle_us;     /* nothing received (or sendable) for this long: closed, no answer */

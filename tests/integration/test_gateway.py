@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -683,6 +684,59 @@ class GatewayTest(unittest.TestCase):
             time.sleep(0.02)
 
     # ---- upstream failures (runs last: it stops and restarts messages-svc) ----
+    def test_pool_mode_parks_idle_connections(self):
+        """GATEWAY_WORKERS=1: one pool thread still serves every client, since
+        an idle keep-alive connection (or one that has sent nothing yet) waits
+        in the acceptor's epoll set, not on the thread; parked connections
+        close after GATEWAY_CONN_TIMEOUT_S and at the drain."""
+        from stack import free_port
+        port = free_port()
+        env = dict(self.s.env(), GATEWAY_WORKERS="1", GATEWAY_CONN_TIMEOUT_S="2",
+                   GATEWAY_LISTEN="127.0.0.1:%d" % port, LOG_LEVEL="warn")
+        log = open(os.path.join(self.s.root, "gateway-pool.log"), "ab")
+        gw = subprocess.Popen([self.s.binary("gateway")], env=env, stdout=log, stderr=log,
+                              stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            a = socket.create_connection(("127.0.0.1", port), timeout=5)
+            silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+            a.sendall(get)
+            self.assertEqual(self.read_answers(a, 1)[0][0][0], 200)
+            # a is idle (keep-alive) and `silent` never spoke: both parked.
+            for i in range(3):
+                t0 = time.time()
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as b:
+                    b.sendall(get)
+                    self.assertEqual(self.read_answers(b, 1)[0][0][0], 200)
+                self.assertLess(time.time() - t0, 1.0, "answered while others sit idle")
+            a.sendall(get)  # a wakes up from the parked set and is served again
+            self.assertEqual(self.read_answers(a, 1)[0][0][0], 200)
+            t0 = time.time()
+            self.assertEqual(a.recv(100), b"", "an idle parked connection is closed")
+            self.assertLess(time.time() - t0, 6)
+            self.assertEqual(silent.recv(100), b"")
+            a.close()
+            silent.close()
+            idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+            idle.sendall(get)
+            self.assertEqual(self.read_answers(idle, 1)[0][0][0], 200)
+            gw.send_signal(signal.SIGTERM)  # with a parked connection open
+            self.assertEqual(gw.wait(15), 0)
+            self.assertEqual(idle.recv(100), b"")
+            idle.close()
+        finally:
+            if gw.poll() is None:
+                gw.kill()
+                gw.wait()
+            log.close()
+
     def test_zz_upstream_down(self):
         tok = self.tokens["andrewbrown"]
         self.req("GET", "/api/message_groups", token=tok)  # warm the user cache
