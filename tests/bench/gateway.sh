@@ -15,8 +15,14 @@
 #     cached, shows the uncached path through users-svc);
 # plus the gateway's own overhead (routes answered from its process and
 # caches, measured unloaded with one connection, since p99 at saturation is
-# queueing on 2 cores), POST /api/messages, and the gateway's resident memory
-# after warm-up and at the end (over a million requests). Prints the ratios.
+# queueing on 2 cores), POST /api/messages (beside the same PutItem sent
+# straight to dynalite, ddb_put.lua, and the DynamoDB requests per post counted
+# by messages-svc, restarted around that run so that its shutdown line
+# "dynamodb stats: requests=N" covers the posts alone), the CPU per request of
+# our three processes together against dynalite's per raw Query (from /proc),
+# and the gateway's resident memory after warm-up and at the end (over a
+# million requests). Prints the ratios; with BENCH_RECORDS set, appends every
+# figure as JSON lines to that file (tests/bench/run).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SECONDS_PER_RUN=10
@@ -40,48 +46,20 @@ cmake --build "$BUILD" --target users-svc messages-svc gateway -j "$(nproc)" >/d
 export CRUDDUR_SOURCE_DIR=$ROOT CRUDDUR_BUILD_DIR=$BUILD BENCH_SECONDS=$SECONDS_PER_RUN \
   BENCH_CONNS=$CONNS BENCH_THREADS=$THREADS BENCH_DIR=$ROOT/tests/bench BENCH_WORKERS=$WORKERS
 exec /usr/bin/python3 - <<'PY'
-import json, os, re, subprocess, sys, tempfile, urllib.request
+import json, os, re, subprocess, sys, tempfile, time, urllib.error, urllib.request
 sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "stack"))
+sys.path.insert(0, os.environ["BENCH_DIR"])
 from stack import Stack, pg_bindir
+from benchlib import cpu_all, cpu_us_per, mem_kib, record, target, wrk as wrk_run
 
 secs = int(os.environ["BENCH_SECONDS"])
 conns = int(os.environ["BENCH_CONNS"])
 threads = int(os.environ["BENCH_THREADS"])
-bench = os.environ["BENCH_DIR"]
-UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
-def ms(v):
-    m = re.match(r"([\d.]+)(us|ms|s)$", v)
-    return float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
+TABLE = "gateway routes (wrk, %d connections unless noted, %d s each)" % (conns, secs)
 
 
 def wrk(url, script=None, env=None, duration=secs, c=None, t=None):
-    cmd = ["wrk", "-t%d" % (t or threads), "-c%d" % (c or conns), "-d%ds" % duration, "--latency"]
-    if script:
-        cmd += ["-s", os.path.join(bench, script)]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, env=dict(os.environ, **(env or {})),
-                         check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-    p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errs = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "total": total,
-            "non2xx": int(bad.group(1)) if bad else 0, "sockerr": errs.group(1) if errs else ""}
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-
-
-def cpu_s(pid):
-    """User + system CPU seconds a process has used so far."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return wrk_run(url, script, env, duration=duration, conns=c or conns, threads=t or threads)
 
 
 def http(method, url, token=None, body=None):
@@ -91,6 +69,13 @@ def http(method, url, token=None, body=None):
     req = urllib.request.Request(url, data=body and json.dumps(body).encode(), method=method, headers=h)
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
+
+
+def ddb_stats(stack):
+    """The DynamoDB request count of messages-svc's last life (its shutdown line)."""
+    with open(stack.log_path("messages-svc"), errors="replace") as f:
+        found = re.findall(r"dynamodb stats: requests=(\d+) retries=(\d+) failures=(\d+)", f.read())
+    return tuple(int(x) for x in found[-1]) if found else (None, None, None)
 
 
 with Stack() as s:
@@ -116,9 +101,19 @@ with Stack() as s:
     env = {"TOKEN": token, "GROUP": group, "DDB_TABLE": "cruddur-messages", "AWS_REGION": "us-east-1"}
     results = {}
 
-    def run(name, *a, **kw):
+    def run(name, *a, cpu=None, **kw):
+        """One wrk run, printed and recorded; cpu: {name: pid} whose CPU per request is reported."""
+        before = cpu_all(cpu) if cpu else None
         r = wrk(*a, **kw)
         results[name] = r
+        cols = {"rps": r["rps"], "p50_ms": r["p50"], "p99_ms": r["p99"], "requests": r["total"],
+                "non2xx": r["non2xx"]}
+        if kw.get("c"):
+            cols["connections"] = kw["c"]
+        if cpu:
+            r["cpu"] = cpu_us_per(before, cpu_all(cpu), r["total"])
+            cols.update({"cpu_us_per_req_" + n: round(v) for n, v in r["cpu"].items()})
+        record("gateway", TABLE, name, **cols)
         print("%-44s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  (%d requests, non-2xx %d%s)" % (
             name, r["rps"], r["p50"], r["p99"], r["total"], r["non2xx"],
             ", socket errors: " + r["sockerr"] if r["sockerr"] else ""), flush=True)
@@ -129,7 +124,7 @@ with Stack() as s:
     # Warm up (JWKS, token and user caches, channels) and take the first RSS.
     wrk(gw + "/api/users/@andrewbrown/short", duration=2)
     wrk(gw + "/api/messages/" + group, "gateway_auth.lua", env, duration=2)
-    rss_start = rss_kb(gw_pid)
+    rss_start = mem_kib(gw_pid)["rss"]
 
     run("gateway GET /healthz (own overhead, 1 conn)", gw + "/healthz", c=1, t=1)
     run("gateway GET /api/messages/{bad} (caches, 1 conn)", gw + "/api/messages/not-a-uuid",
@@ -151,41 +146,77 @@ with Stack() as s:
     os.unlink(sql)
     pg_tps = float(re.search(r"tps = ([\d.]+) \(without", out).group(1))
     pg_lat = re.search(r"latency average = ([\d.]+) ms", out)
-    print("%-44s %9.0f tx/s   avg %7.3f ms" % ("raw pgbench SELECT by handle", pg_tps,
-                                               float(pg_lat.group(1)) if pg_lat else float("nan")), flush=True)
+    pg_avg = float(pg_lat.group(1)) if pg_lat else float("nan")
+    record("gateway", TABLE, "raw pgbench SELECT by handle", rps=pg_tps, avg_ms=pg_avg)
+    print("%-44s %9.0f tx/s   avg %7.3f ms" % ("raw pgbench SELECT by handle", pg_tps, pg_avg), flush=True)
     # Where the CPU goes on this route (2 cores shared by wrk, the gateway,
-    # messages-svc and dynalite): CPU time per request, by process.
-    pids = {n: s.procs[n].pid for n in ("gateway", "messages-svc", "dynalite")}
-    before = {n: cpu_s(p) for n, p in pids.items()}
-    r = run("gateway GET /api/messages/{uuid}", gw + "/api/messages/" + group, "gateway_auth.lua", env)
-    cpu_per_req = {n: (cpu_s(p) - before[n]) / max(1, r["total"]) * 1e6 for n, p in pids.items()}
-    before_raw = cpu_s(pids["dynalite"])
-    r = run("raw dynalite Query (same as ListMessages)", s.ddb_url + "/", "gateway_ddb_query.lua", env)
-    raw_cpu = (cpu_s(pids["dynalite"]) - before_raw) / max(1, r["total"]) * 1e6
-    run("gateway GET /api/message_groups", gw + "/api/message_groups", "gateway_auth.lua", env)
-    run("gateway POST /api/messages (into group)", gw + "/api/messages", "gateway_post.lua", env,
-        duration=max(2, secs // 2))
-    rss_mid = rss_kb(gw_pid)
+    # users-svc, messages-svc and dynalite): CPU time per request, by process.
+    ours = ("gateway", "users-svc", "messages-svc")
+    pids = {n: s.procs[n].pid for n in ours + ("dynalite",)}
+    msgs = run("gateway GET /api/messages/{uuid}", gw + "/api/messages/" + group, "gateway_auth.lua", env, cpu=pids)
+    raw_q = run("raw dynalite Query (same as ListMessages)", s.ddb_url + "/", "gateway_ddb_query.lua", env,
+                cpu={"dynalite": pids["dynalite"]})
+    run("gateway GET /api/message_groups", gw + "/api/message_groups", "gateway_auth.lua", env, cpu=pids)
+    # POST into the existing group, with messages-svc restarted before and
+    # after so that its request counter covers these posts alone.
+    s.restart("messages-svc")
+    pids["messages-svc"] = s.procs["messages-svc"].pid
+    warm, deadline = 0, time.time() + 10
+    while warm < 5 and time.time() < deadline:  # the gateway's channel reconnects first
+        try:
+            http("POST", gw + "/api/messages", token, {"message": "warm", "message_group_uuid": group})
+            warm += 1
+        except urllib.error.URLError:  # HTTPError included
+            time.sleep(0.2)
+    post = run("gateway POST /api/messages (into group)", gw + "/api/messages", "gateway_post.lua", env,
+               duration=max(2, secs // 2), cpu=pids)
+    s.restart("messages-svc")
+    pids["messages-svc"] = s.procs["messages-svc"].pid
+    ddb_reqs, ddb_retries, ddb_failures = ddb_stats(s)
+    posts = warm + post["total"] - post["non2xx"]
+    per_post = ddb_reqs / max(1, posts) if ddb_reqs is not None else float("nan")
+    print("dynamodb requests by messages-svc during the posts: %s (retries %s, failures %s; the start's "
+          "health check and the first membership read included) for %d posts (%d warm-up) "
+          "=> %.3f DynamoDB requests per POST" % (ddb_reqs, ddb_retries, ddb_failures, posts, warm, per_post),
+          flush=True)
+    put = run("raw dynalite PutItem (same as a post's message)", s.ddb_url + "/", "ddb_put.lua", env,
+              duration=max(2, secs // 2), cpu={"dynalite": pids["dynalite"]})
+    rss_mid = mem_kib(gw_pid)["rss"]
     # Many cheap requests for the memory check.
     run("gateway GET /healthz (long, for RSS)", gw + "/healthz", duration=secs * 3)
-    rss_end = rss_kb(gw_pid)
+    rss_end = mem_kib(gw_pid)
     with urllib.request.urlopen(gw + "/metrics") as r:
         metrics = r.read().decode()
     served = sum(int(v) for v in re.findall(r"^gateway_http_requests_total\{[^}]*\} (\d+)$", metrics, re.M))
 
     print()
-    short, msgs = results["gateway GET /api/users/@{handle}/short"], results["gateway GET /api/messages/{uuid}"]
-    raw_q = results["raw dynalite Query (same as ListMessages)"]
+    short = results["gateway GET /api/users/@{handle}/short"]
     own = results["gateway GET /api/messages/{bad} (caches, 1 conn)"]
-    print("ratio GET /api/messages/{uuid} / raw dynalite Query   = %.2f  (target >= 0.8)" % (msgs["rps"] / raw_q["rps"]))
-    print("CPU per GET /api/messages/{uuid}: gateway %.0f us, messages-svc %.0f us, dynalite %.0f us "
-          "(dynalite per raw Query: %.0f us)" % (cpu_per_req["gateway"], cpu_per_req["messages-svc"],
-                                                 cpu_per_req["dynalite"], raw_cpu))
-    print("ratio GET /api/users/@{handle}/short / raw pgbench    = %.2f  (target >= 0.5; handle cache on)" % (short["rps"] / pg_tps))
+    target("gateway", "GET /api/messages/{uuid} / raw dynalite Query", msgs["rps"] / raw_q["rps"], ">=", 0.8, issue=8)
+    c = msgs["cpu"]
+    ours_cpu = sum(c[n] for n in ours)
+    print("CPU per GET /api/messages/{uuid}: gateway %.0f us, users-svc %.0f us, messages-svc %.0f us, "
+          "dynalite %.0f us (dynalite per raw Query: %.0f us)" % (c["gateway"], c["users-svc"], c["messages-svc"],
+                                                                 c["dynalite"], raw_q["cpu"]["dynalite"]))
+    target("gateway", "CPU per GET /api/messages/{uuid} of gateway+users-svc+messages-svc / dynalite CPU per raw Query",
+           ours_cpu / raw_q["cpu"]["dynalite"], "<=", 0.25, issue=8,
+           note="%.0f us vs %.0f us" % (ours_cpu, raw_q["cpu"]["dynalite"]))
+    target("gateway", "GET /api/users/@{handle}/short / raw pgbench", short["rps"] / pg_tps, ">=", 0.5, issue=8,
+           note="handle cache on")
     print("ratio same, uncached (unknown handle via users-svc)   = %.2f" % (
         results["gateway GET /api/users/@{unknown}/short (uncached)"]["rps"] / pg_tps))
-    print("gateway own overhead p99 (cached auth route, 1 conn)  = %.3f ms (target < 1 ms)" % own["p99"])
+    target("gateway", "DynamoDB requests per POST /api/messages (existing group)", per_post, "<=", 4, issue=8,
+           fmt="%.3f", label="target")
+    target("gateway", "POST /api/messages / (raw PutItem rate / %.3f DynamoDB requests)" % per_post,
+           post["rps"] / (put["rps"] / per_post), ">=", 0.6, issue=8,
+           note="%.0f vs %.0f/%.3f req/s" % (post["rps"], put["rps"], per_post))
+    target("gateway", "gateway own overhead p99, cached auth route, 1 conn (ms)", own["p99"], "<", 1, issue=5,
+           fmt="%.3f", label="target")
     print("gateway own overhead p99 (/healthz, 1 conn)           = %.3f ms" % results["gateway GET /healthz (own overhead, 1 conn)"]["p99"])
-    print("gateway RSS: %d KiB after warm-up, %d KiB mid-run, %d KiB after %d requests served" % (
-        rss_start, rss_mid, rss_end, served))
+    print("gateway RSS: %d KiB after warm-up, %d KiB mid-run, %d KiB after %d requests served (VmHWM %d KiB)" % (
+        rss_start, rss_mid, rss_end["rss"], served, rss_end["hwm"]))
+    record("gateway", "gateway resident memory in this run (KiB)", "VmRSS",
+           after_warmup=rss_start, mid_run=rss_mid, end=rss_end["rss"], end_hwm=rss_end["hwm"], requests_served=served)
+    target("gateway", "gateway RSS growth warm-up -> %d requests (%%)" % served,
+           100.0 * (rss_end["rss"] - rss_start) / rss_start, "<=", 10, issue=5, fmt="%.1f", label="target")
 PY

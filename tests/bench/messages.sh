@@ -10,13 +10,19 @@
 #   list        ListMessages (page 20) vs the same Query sent straight to dynalite
 #   create      CreateMessage (no request_id) vs a raw PutItem
 #   create-rid  CreateMessage with a request_id
-# Prints calls/s, p50/p99, the ratios, DynamoDB requests per call and the
-# service's RSS at 10k calls and at the end.
+#   mem         MEM_CALLS (default 500000) calls of a mix (1 in 25 each of
+#               ListMessages, CreateMessage, ListMessageGroups, the rest
+#               refused before any I/O): VmRSS/VmHWM idle and at the end
+# Prints calls/s, p50/p99, the ratios (CreateMessage also against the raw
+# PutItem rate divided by its DynamoDB request count), DynamoDB requests per
+# call and the service's RSS at 10k calls and at the end. With BENCH_RECORDS
+# set, appends the figures as JSON lines to that file (tests/bench/run).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CALLS=${1:-200000}
 THREADS=${2:-16}
 CREATE_CALLS=${CREATE_CALLS:-20000}
+MEM_CALLS=${MEM_CALLS:-500000}
 BUILD=${BENCH_BUILD:-$ROOT/build/bench-messages}
 
 if [ -z "${BENCH_NO_BUILD:-}" ]; then  # BENCH_NO_BUILD=1 reuses the last build
@@ -77,10 +83,97 @@ phase() {
   setup=$(sed -n 's/.*setup_ddb=\([0-9]*\).*/\1/p' "$TMP/$name.out")
   [ "$name" = list ] && warm=200
   echo "dynamodb requests in phase $name: $reqs (setup $setup) for $calls measured + $warm warmup RPCs"
-  /usr/bin/python3 -c "print('  => %.3f DynamoDB requests per $name RPC' % (($reqs - $setup) / ($calls + $warm)))"
+  /usr/bin/python3 -c "print('  => %.3f DynamoDB requests per $name RPC' % (($reqs - $setup) / ($calls + $warm)))" \
+    | tee -a "$TMP/$name.out"
+}
+
+# The service's memory: idle right after start, then after MEM_CALLS calls.
+mem_phase() {
+  start_svc mem
+  "$BUILD/messages-svc/messages_bench" mem --addr "127.0.0.1:$MPORT" --ddb "$AWS_ENDPOINT_URL_DYNAMODB" \
+    --threads "$THREADS" --calls "$MEM_CALLS" --pid "$SVC_PID" | tee "$TMP/mem.out"
+  stop_svc
 }
 
 echo "== messages-svc benchmark: $THREADS in flight, dynalite in memory, $(nproc) cores"
 phase list "$CALLS"
 phase create "$CREATE_CALLS"
 phase create-rid "$CREATE_CALLS"
+mem_phase
+
+BENCH_TMP=$TMP CRUDDUR_SOURCE_DIR=$ROOT THREADS=$THREADS /usr/bin/python3 - <<'PY'
+import os, re, sys
+sys.path.insert(0, os.path.join(os.environ.get("CRUDDUR_SOURCE_DIR", "."), "tests", "bench"))
+from benchlib import record, target, MIB
+
+tmp = os.environ["BENCH_TMP"]
+res, per = {}, {}
+for name in ("list", "create", "create-rid", "mem"):
+    try:
+        text = open(os.path.join(tmp, name + ".out")).read()
+    except OSError:
+        continue
+    for m in re.finditer(r"^result (.+?)\s+calls=(\d+) threads=\d+ errors=(\d+) rate=(\d+)/s "
+                         r"p50=([\d.]+)ms p99=([\d.]+)ms(.*)$", text, re.M):
+        extra = dict(re.findall(r"(\w+)=(\d+)", m.group(7)))
+        res[m.group(1)] = {"calls": int(m.group(2)), "errors": int(m.group(3)), "rps": float(m.group(4)),
+                           "p50": float(m.group(5)), "p99": float(m.group(6)),
+                           "rss_10k": int(extra["rss_10k"]) if "rss_10k" in extra else None,
+                           "rss_end": int(extra["rss_end"]) if "rss_end" in extra else None,
+                           "cpu": int(extra["svc_cpu"]) if "svc_cpu" in extra else None}
+    m = re.search(r"=> ([\d.]+) DynamoDB requests per", text)
+    if m:
+        per[name] = float(m.group(1))
+    m = re.search(r"^mem (.*)$", text, re.M)
+    if m:
+        res["mem"] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
+
+T = "messages-svc over gRPC (C client, %s in flight) vs raw dynalite" % os.environ.get("THREADS", "16")
+ceil = {"grpc ListMessages": "raw Query", "grpc CreateMessage": "raw PutItem"}
+for name, r in res.items():
+    if name == "mem" or name == "warmup":
+        continue
+    cols = {"calls": r["calls"], "errors": r["errors"], "rps": r["rps"], "p50_ms": r["p50"], "p99_ms": r["p99"]}
+    if r["cpu"] is not None:
+        cols["svc_cpu_us_per_call"] = r["cpu"]
+    if r["rss_10k"] is not None:
+        cols["rss_10k_kib"], cols["rss_end_kib"] = r["rss_10k"], r["rss_end"]
+    key = {"grpc ListMessages": "list", "grpc CreateMessage": "create", "grpc CreateMessage+rid": "create-rid"}.get(name)
+    if key in per:
+        cols["ddb_requests_per_call"] = per[key]
+    if name in ceil and ceil[name] in res:
+        cols["ratio_to_raw"] = round(r["rps"] / res[ceil[name]]["rps"], 3)
+    record("messages", T, name, **cols)
+
+lst, q = res.get("grpc ListMessages"), res.get("raw Query")
+if lst and q:
+    target("messages", "ListMessages / raw Query rate", lst["rps"] / q["rps"], ">=", 0.8, issue=4)
+    if lst["rss_10k"] and lst["rss_end"]:
+        target("messages", "messages-svc RSS growth 10k -> %d ListMessages calls (%%)" % lst["calls"],
+               100.0 * (lst["rss_end"] - lst["rss_10k"]) / lst["rss_10k"], "<=", 10, issue=4,
+               fmt="%.1f", label="target")
+cr, put = res.get("grpc CreateMessage"), res.get("raw PutItem")
+if "create" in per:
+    target("messages", "DynamoDB requests per CreateMessage (gRPC, existing group)", per["create"], "<=", 4, issue=8,
+           fmt="%.3f", label="target")
+if "create-rid" in per:
+    target("messages", "DynamoDB requests per CreateMessage with request_id", per["create-rid"], "<=", 4, issue=4,
+           fmt="%.3f", label="target")
+if cr and put and per.get("create"):
+    target("messages", "CreateMessage / (raw PutItem rate / %.3f DynamoDB requests)" % per["create"],
+           cr["rps"] / (put["rps"] / per["create"]), ">=", 0.6, issue=8)
+mem = res.get("mem")
+if mem:
+    mix = res.get("grpc mix (mem)", {})
+    record("memory", "Resident memory of each binary (VmRSS / VmHWM, KiB)", "messages-svc",
+           workload="gRPC from the C client: %d real calls (ListMessages, CreateMessage, ListMessageGroups "
+                    "in turn; %d ListMessageGroups answered OK but empty, see messages_bench.c) among "
+                    "ListMessages refused before any I/O" % (mem["real"], mem["groups_empty"]),
+           requests=mem["calls"], errors=mix.get("errors"),
+           idle_rss_kib=mem["idle_rss"], idle_hwm_kib=mem["idle_hwm"],
+           end_rss_kib=mem["end_rss"], end_hwm_kib=mem["end_hwm"])
+    target("memory", "messages-svc idle VmRSS (MiB)", mem["idle_rss"] / 1024, "<", 16, issue=8, fmt="%.1f",
+           label="target")
+    target("memory", "messages-svc VmRSS after %dk calls (MiB)" % (mem["calls"] // 1000), mem["end_rss"] / 1024,
+           "<", 32, issue=8, fmt="%.1f", label="target")
+PY

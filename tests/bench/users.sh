@@ -8,7 +8,9 @@
 #   1. users_bench: CONCURRENCY threads calling GetUser over gRPC on loopback
 #      until CALLS calls (calls/s, p50, p99, users-svc RSS at 10k and 200k);
 #   2. pgbench -M prepared -c CONCURRENCY with the same SELECT users-svc runs;
-# and prints the ratio gRPC calls/s / pgbench transactions/s.
+# and prints the ratio gRPC calls/s / pgbench transactions/s, the service's
+# CPU per call and its VmRSS / VmHWM idle (right after start) and at the end.
+# With BENCH_RECORDS set, appends the figures as JSON lines to that file.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CONC=4
@@ -31,7 +33,9 @@ export CRUDDUR_SOURCE_DIR=$ROOT CRUDDUR_BUILD_DIR=$BUILD BENCH_CONC=$CONC BENCH_
 exec /usr/bin/python3 - <<'PY'
 import os, subprocess, sys, tempfile
 sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "stack"))
+sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "bench"))
 from stack import Stack, pg_bindir
+from benchlib import cpu_s, mem_kib, record, target
 
 conc = int(os.environ["BENCH_CONC"])
 calls = int(os.environ["BENCH_CALLS"])
@@ -47,10 +51,14 @@ with Stack() as s:
     s.users_svc(migrate=True, seed=True,
                 env={"RPC_WORKERS": str(conc), "PG_POOL_SIZE": str(conc), "LOG_LEVEL": "warn"})
     pid = s.procs["users-svc"].pid
+    idle = mem_kib(pid)
+    cpu0 = cpu_s(pid)
     r = subprocess.run([os.path.join(build, "users-svc", "users_bench"), "-a", s.users_addr,
                         "-c", str(conc), "-n", str(calls), "-T", "300", "-p", str(pid)],
                        capture_output=True, text=True, check=True)
     g = dict(l.split("=", 1) for l in r.stdout.split())
+    cpu_per_call = (cpu_s(pid) - cpu0) / max(1, int(g["calls"])) * 1e6
+    end = mem_kib(pid)
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(SQL.replace(":h", "'andrewbrown'"))
         script = f.name
@@ -74,4 +82,27 @@ with Stack() as s:
     print("pgbench -M prepared -c %d -T %d, same SELECT" % (conc, pg_secs))
     print("  tps %.0f   latency average %s" % (tps, lat))
     print("ratio gRPC/pgbench: %.2f" % (float(g["calls_per_s"]) / tps))
+    print("  users-svc CPU %.0f us/call; VmRSS idle %d kB -> %d kB after %s calls (VmHWM %d kB)" % (
+        cpu_per_call, idle["rss"], end["rss"], g["calls"], end["hwm"]))
+    T = "users-svc GetUser by handle over gRPC (C client, c=%d) vs pgbench" % conc
+    record("users", T, "gRPC GetUser", calls=int(g["calls"]), errors=int(g["errors"]),
+           rps=float(g["calls_per_s"]), p50_ms=int(g["p50_us"]) / 1000, p99_ms=int(g["p99_us"]) / 1000,
+           svc_cpu_us_per_call=round(cpu_per_call), rss_10k_kib=int(g.get("rss_10k_kb", -1)),
+           rss_200k_kib=int(g.get("rss_200k_kb", -1)), rss_end_kib=end["rss"],
+           ratio_to_raw=round(float(g["calls_per_s"]) / tps, 3))
+    record("users", T, "raw pgbench -M prepared (same SELECT)", rps=tps,
+           avg_ms=float(lat.split()[0]) if lat else None)
+    record("memory", "Resident memory of each binary (VmRSS / VmHWM, KiB)", "users-svc",
+           workload="GetUser by handle over gRPC from the C client (PostgreSQL behind)",
+           requests=int(g["calls"]), errors=int(g["errors"]), idle_rss_kib=idle["rss"],
+           idle_hwm_kib=idle["hwm"], end_rss_kib=end["rss"], end_hwm_kib=end["hwm"])
+    target("users", "GetUser gRPC / pgbench rate", float(g["calls_per_s"]) / tps, ">=", 0.6, issue=3)
+    target("users", "GetUser p99 (ms)", int(g["p99_us"]) / 1000, "<", 2, issue=3, fmt="%.3f", label="target")
+    if int(g.get("rss_10k_kb", -1)) > 0 and int(g.get("rss_200k_kb", -1)) > 0:
+        target("users", "users-svc RSS growth 10k -> 200k calls (%)", float(g["rss_growth_pct"]), "<=", 10,
+               issue=3, fmt="%.1f", label="target")
+    target("memory", "users-svc idle VmRSS (MiB)", idle["rss"] / 1024, "<", 16, issue=8, fmt="%.1f",
+           label="target")
+    target("memory", "users-svc VmRSS after %sk calls (MiB)" % (int(g["calls"]) // 1000), end["rss"] / 1024,
+           "<", 32, issue=8, fmt="%.1f", label="target")
 PY
