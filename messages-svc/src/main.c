@@ -75,6 +75,7 @@ static int serve(void) {
   /* Handlers block on DynamoDB round trips, so more workers than cores keep
    * requests in flight; 16 matched dynalite's best rate on 2 cores. */
   long workers = cfg_int("RPC_WORKERS", 16, 1, 256);
+  long conn_age_s = cfg_int("RPC_MAX_CONNECTION_AGE_S", 300, 1, 86400);
   long cache = cfg_int("MEMBERSHIP_CACHE_ENTRIES", 65536, 8, 4194304);
   msgs_svc svc;
   memset(&svc, 0, sizeof svc);
@@ -98,6 +99,7 @@ static int serve(void) {
   cfg.services = msgs_service();
   cfg.n_services = 1;
   cfg.workers = (int)workers;
+  cfg.max_conn_age_ms = (int)conn_age_s * 1000;
   cfg.health = msgs_health;
   cfg.user = &svc;
   rpc_server *srv = NULL;

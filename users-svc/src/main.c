@@ -34,7 +34,8 @@ static void usage(FILE *f) {
              "       users-svc sync-cognito [--json] [--pool POOL_ID]\n"
              "                                       link Cognito subs to users by handle\n"
              "environment: CONNECTION_URL (required), PG_POOL_SIZE, USERS_LISTEN, RPC_WORKERS,\n"
-             "  AWS_REGION, AWS_COGNITO_USER_POOL_ID, AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER,\n"
+             "  RPC_MAX_CONNECTION_AGE_S, AWS_REGION, AWS_COGNITO_USER_POOL_ID,\n"
+             "  AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER,\n"
              "  LOG_LEVEL (see users-svc/README.md)\n");
 }
 
@@ -174,6 +175,7 @@ static int cmd_serve(void) {
   const char *listen = cfg_str("USERS_LISTEN", "127.0.0.1:50051");
   int pool_size = (int)cfg_int("PG_POOL_SIZE", 4, 1, UPG_MAX_SIZE);
   int workers = (int)cfg_int("RPC_WORKERS", 0, 0, 256);
+  int conn_age_s = (int)cfg_int("RPC_MAX_CONNECTION_AGE_S", 300, 1, 86400);
   const char *pool_id = cfg_str("AWS_COGNITO_USER_POOL_ID", NULL);
   if (pool_id != NULL && uv_pool_id(pool_id) != UV_OK) {
     fprintf(stderr, "AWS_COGNITO_USER_POOL_ID is malformed (want REGION_ID)\n");
@@ -203,6 +205,7 @@ static int cmd_serve(void) {
                            .services = &svc,
                            .n_services = 1,
                            .workers = workers,
+                           .max_conn_age_ms = conn_age_s * 1000,
                            .health = usr_svc_health,
                            .user = &ctx};
   rpc_server *srv;

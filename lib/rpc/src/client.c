@@ -77,7 +77,15 @@ rpc_channel *rpc_channel_open(const char *target) {
     arg[i].key = (char *)opts[i].key;
     arg[i].value.integer = opts[i].value;
   }
-  grpc_channel_args args = {N_OPTS, arg};
+  /* round_robin: one connection to every address the name resolves to
+   * (a headless Service gives one per ready pod) and calls spread over
+   * them; the default, pick_first, would send everything to one pod. */
+  grpc_arg all[N_OPTS + 1];
+  memcpy(all, arg, sizeof arg);
+  all[N_OPTS].type = GRPC_ARG_STRING;
+  all[N_OPTS].key = (char *)GRPC_ARG_SERVICE_CONFIG;
+  all[N_OPTS].value.string = (char *)"{\"loadBalancingConfig\":[{\"round_robin\":{}}]}";
+  grpc_channel_args args = {N_OPTS + 1, all};
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->ch = grpc_channel_create(target, creds, &args);
   grpc_channel_credentials_release(creds);

@@ -877,6 +877,103 @@ static void test_reflection_index(void) {
   rpc__reflection_free(r);
 }
 
+/* ---- load balancing and connection age ------------------------------- */
+
+typedef struct lb_server {
+  rpc_server *srv;
+  atomic_int calls;
+} lb_server;
+
+static grpc_status_code h_lb(rpc_call *call, const ProtobufCMessage *req,
+                             ProtobufCMessage *resp_) {
+  (void)req;
+  lb_server *me = rpc_call_user(call);
+  atomic_fetch_add(&me->calls, 1);
+  Cruddur__Users__V1__GetUserResponse *resp = (Cruddur__Users__V1__GetUserResponse *)resp_;
+  resp->user = make_user(call, "andrewbrown");
+  return GRPC_STATUS_OK;
+}
+
+static rpc_handler_fn g_lb_handlers[8];
+static rpc_service g_lb_svc;
+
+static int lb_start(lb_server *s, int max_conn_age_ms) {
+  for (unsigned i = 0; i < USERS->n_methods; i++) g_lb_handlers[i] = h_lb;
+  g_lb_svc.desc = USERS;
+  g_lb_svc.handlers = g_lb_handlers;
+  rpc_server_config cfg = {0};
+  cfg.listen = "127.0.0.1:0";
+  cfg.services = &g_lb_svc;
+  cfg.n_services = 1;
+  cfg.workers = 2;
+  cfg.drain_ms = 2000;
+  cfg.max_conn_age_ms = max_conn_age_ms;
+  cfg.user = s;
+  atomic_store(&s->calls, 0);
+  return rpc_server_start(&cfg, &s->srv);
+}
+
+static void lb_stop(lb_server *s) {
+  rpc_server_shutdown(s->srv);
+  rpc_server_wait(s->srv);
+  rpc_server_destroy(s->srv);
+}
+
+static grpc_status_code lb_call(rpc_channel *ch) {
+  Cruddur__Users__V1__GetUserRequest req = CRUDDUR__USERS__V1__GET_USER_REQUEST__INIT;
+  req.key_case = CRUDDUR__USERS__V1__GET_USER_REQUEST__KEY_HANDLE;
+  req.handle = "andrewbrown";
+  ProtobufCMessage *resp = NULL;
+  grpc_status_code c = rpc_unary(ch, USERS, "GetUser", &req.base, &resp, 2000, NULL, NULL);
+  if (resp != NULL) protobuf_c_message_free_unpacked(resp, NULL);
+  return c;
+}
+
+/* A target with two addresses: calls go to both (round_robin), not all to
+ * the first (pick_first, gRPC's default). */
+static void test_round_robin(void) {
+  lb_server a, b;
+  if (lb_start(&a, 0) != 0 || lb_start(&b, 0) != 0) {
+    CHECK(!"lb servers start");
+    return;
+  }
+  char target[96];
+  snprintf(target, sizeof target, "ipv4:127.0.0.1:%d,127.0.0.1:%d", rpc_server_port(a.srv),
+           rpc_server_port(b.srv));
+  rpc_channel *ch = rpc_channel_open(target);
+  int ok = 0;
+  for (int i = 0; i < 40; i++) ok += lb_call(ch) == GRPC_STATUS_OK;
+  CHECK(ok == 40);
+  int na = atomic_load(&a.calls), nb = atomic_load(&b.calls);
+  CHECK(na + nb == 40 && na >= 10 && nb >= 10);
+  if (na < 10 || nb < 10) fprintf(stderr, "  round_robin: %d / %d calls\n", na, nb);
+  rpc_channel_close(ch);
+  lb_stop(&a);
+  lb_stop(&b);
+}
+
+/* Connections end after max_conn_age_ms (GOAWAY): calls made across many
+ * such ends all succeed. */
+static void test_connection_age(void) {
+  lb_server a;
+  if (lb_start(&a, 200) != 0) {
+    CHECK(!"server with a short connection age starts");
+    return;
+  }
+  rpc_channel *ch = open_to(a.srv);
+  int64_t end = now_ms() + 1500;
+  int n = 0, ok = 0;
+  while (now_ms() < end) {
+    ok += lb_call(ch) == GRPC_STATUS_OK;
+    n++;
+    sleep_ms(5);
+  }
+  CHECK(n > 50 && ok == n);
+  if (ok != n) fprintf(stderr, "  connection age: %d of %d calls failed\n", n - ok, n);
+  rpc_channel_close(ch);
+  lb_stop(&a);
+}
+
 int main(void) {
   log_init("rpc_test");
   test_reflection_index();
@@ -911,6 +1008,8 @@ int main(void) {
   test_drain_budget();
   test_drain_accepted();
   test_reconnect();
+  test_round_robin();
+  test_connection_age();
 
   if (failures != 0) {
     fprintf(stderr, "rpc_test: %d failure(s)\n", failures);

@@ -48,6 +48,7 @@
 #define RPC_DEFAULT_QUEUE 1024
 #define RPC_DEFAULT_DRAIN_MS 10000
 #define RPC_DEFAULT_MAX_RECV (1 << 20)
+#define RPC_DEFAULT_MAX_CONN_AGE_MS (5 * 60 * 1000)
 #define RPC_MAX_WORKERS 256
 /* Longest method path copied into logs for unknown methods. */
 #define RPC_LOG_METHOD_MAX 200
@@ -711,6 +712,7 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out) {
   if (srv->cfg.queue_max <= 0) srv->cfg.queue_max = RPC_DEFAULT_QUEUE;
   if (srv->cfg.drain_ms <= 0) srv->cfg.drain_ms = RPC_DEFAULT_DRAIN_MS;
   if (srv->cfg.max_recv_bytes <= 0) srv->cfg.max_recv_bytes = RPC_DEFAULT_MAX_RECV;
+  if (srv->cfg.max_conn_age_ms <= 0) srv->cfg.max_conn_age_ms = RPC_DEFAULT_MAX_CONN_AGE_MS;
   atomic_init(&srv->cancelled_all, 0);
   srv->shutdown_tag.kind = RPC_TAG_SHUTDOWN;
 
@@ -764,6 +766,12 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out) {
       {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1},
       {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, RPC_PING_MIN_INTERVAL_MS},
       {GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2},
+      /* A client keeps its connections for as long as they work, so new
+       * replicas behind a headless Service would get no calls: aged
+       * connections end with a GOAWAY (calls not yet sent move to another
+       * connection), and the client re-resolves the name. */
+      {GRPC_ARG_MAX_CONNECTION_AGE_MS, srv->cfg.max_conn_age_ms},
+      {GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, srv->cfg.drain_ms},
   };
   enum { N_OPTS = sizeof opts / sizeof opts[0] };
   grpc_arg args[N_OPTS];

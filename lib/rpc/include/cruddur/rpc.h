@@ -51,6 +51,9 @@ typedef struct rpc_server_config {
   int queue_max;               /* pending calls before RESOURCE_EXHAUSTED; <= 0 means 1024 */
   int drain_ms;                /* graceful shutdown budget; <= 0 means 10000 */
   int max_recv_bytes;          /* request size cap; <= 0 means 1 MiB */
+  int max_conn_age_ms;         /* connections closed (GOAWAY, then drain_ms for the calls
+                                  in flight) after this long, +-10%, so clients re-resolve
+                                  DNS and spread over new replicas; <= 0 means 5 min */
   rpc_health_fn health;        /* NULL means always SERVING */
   void *user;                  /* passed to health and available to handlers */
 } rpc_server_config;

@@ -21,7 +21,11 @@ typedef struct rpc_status {
   char message[256];
 } rpc_status;
 
-/* Opens an insecure channel to `target` ("127.0.0.1:50051", "dns:///svc:50051").
+/* Opens an insecure channel to `target` ("127.0.0.1:50051", "dns:///svc:50051",
+ * "ipv4:127.0.0.1:1,127.0.0.1:2"). Calls are spread round-robin over every
+ * address the target resolves to (a headless Service: one per ready pod);
+ * the name is resolved again when a connection ends (servers made by
+ * rpc_server_start end each connection after max_conn_age_ms).
  * Returns NULL only on out-of-memory or an empty target. Free with
  * rpc_channel_close. Connection happens lazily.
  * Reconnection: while the upstream is unreachable, calls fail fast with
