@@ -46,6 +46,10 @@ def unnamed_port(objs):
     find(objs, "Service", "users-svc")["spec"]["ports"][0].pop("name")
 
 
+def not_headless(objs):
+    find(objs, "Service", "messages-svc")["spec"].pop("clusterIP")
+
+
 def empty_egress(objs):
     find(objs, "NetworkPolicy", "messages-svc-egress-aws")["spec"]["egress"].append({})
 
@@ -88,6 +92,7 @@ CASES = [  # name, mutation, tool, check that must fail
     ("writable-root", writable_root, "policy", "every container has probes"),
     ("runs-as-root", runs_as_root, "policy", "every container has probes"),
     ("unnamed-port", unnamed_port, "policy", "every Service port is named"),
+    ("not-headless", not_headless, "policy", "upstream addresses are dns:/// names of headless"),
     ("empty-egress", empty_egress, "policy", "no NetworkPolicy rule is empty"),
     ("unselected-pod", unselected_pod, "policy", "every pod template is selected"),
     ("open-ingress", open_ingress, "policy", "only the gateway reaches"),

@@ -245,13 +245,19 @@ def main():
     def addr_problems(cm_name, key):
         cm = next((c for n, c in cms.items() if n.startswith(cm_name + "-") or n == cm_name), None)
         val = ((cm or {}).get("data") or {}).get(key, "")
-        host, _, port = val.rpartition(":")
+        if not val.startswith("dns:///"):
+            return [f"{cm_name} {key}={val!r} is not a dns:/// target (round_robin needs every address)"]
+        host, _, port = val[len("dns:///"):].rpartition(":")
         svc = svcs.get(host.split(".")[0])
         if not svc or not any(str(sp["port"]) == port for sp in svc["spec"]["ports"]):
             return [f"{cm_name} {key}={val!r} is not a rendered Service and port"]
+        if svc["spec"].get("clusterIP") != "None":
+            return [f"{cm_name} {key}: Service {svc['metadata']['name']} is not headless, so "
+                    "the client would see one virtual IP, not one address per pod"]
         return []
-    check(f"{p} upstream addresses are Service DNS names and ports",
-          addr_problems("gateway", "USERS_ADDR") + addr_problems("gateway", "MESSAGES_ADDR"))
+    check(f"{p} upstream addresses are dns:/// names of headless Services and their ports",
+          addr_problems("gateway", "USERS_ADDR") + addr_problems("gateway", "MESSAGES_ADDR") +
+          addr_problems("messages-svc", "USERS_ADDR"))
 
     def replicas(app):  # what runs after apply: the HPA minimum when one owns the count
         h = [h for h in hpas.values() if h["spec"]["scaleTargetRef"]["name"] == app]
