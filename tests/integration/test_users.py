@@ -266,6 +266,7 @@ class UsersTest(unittest.TestCase):
         r = self.users.SyncCognitoUsers(S(), timeout=30)
         self.assertEqual((r.scanned, r.matched, r.updated, r.unmatched, r.incomplete, r.pages),
                          (5, 3, 3, 1, 1, 1))
+        self.assertEqual((r.conflicts, list(r.conflict_usernames)), (0, []))
         self.assertEqual(sorted(r.unmatched_usernames), ["ghostuser", "nopref"])
         for handle in ("andrewbrown", "bayko", "londo"):
             self.assertEqual(self.get(cognito_user_id=self.subs[handle]).handle, handle)
@@ -302,6 +303,10 @@ class UsersTest(unittest.TestCase):
         self.assertEqual((js["scanned"], js["matched"], js["conflicts"], js["updated"]),
                          (6, 2, 2, 0))
         self.assertEqual(sorted(js["conflict_usernames"]), ["impostor", "londo"])
+        r = self.users.SyncCognitoUsers(stubs.users_pb2.SyncCognitoUsersRequest(), timeout=30)
+        self.assertEqual((r.scanned, r.matched, r.unmatched, r.incomplete, r.conflicts),
+                         (6, 2, 1, 1, 2))
+        self.assertEqual(sorted(r.conflict_usernames), ["impostor", "londo"])
         self.assertEqual(self.get(handle="londo").cognito_user_id, before)
         self.s._cognito_call("AdminDeleteUser", {"UserPoolId": self.s.pool_id,
                                                  "Username": "impostor"})

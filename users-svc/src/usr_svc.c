@@ -219,6 +219,11 @@ static grpc_status_code usr_sync_cognito_users(rpc_call *call, const ProtobufCMe
   resp->unmatched_usernames = rpc_call_alloc(call, (rep.n_names + 1) * sizeof(char *));
   for (size_t i = 0; i < rep.n_names; i++)
     resp->unmatched_usernames[resp->n_unmatched_usernames++] = rpc_call_strdup(call, rep.names[i]);
+  resp->conflicts = rep.conflicts;
+  resp->conflict_usernames = rpc_call_alloc(call, (rep.n_conflict_names + 1) * sizeof(char *));
+  for (size_t i = 0; i < rep.n_conflict_names; i++)
+    resp->conflict_usernames[resp->n_conflict_usernames++] =
+        rpc_call_strdup(call, rep.conflict_names[i]);
   usr_sync_report_free(&rep);
   return GRPC_STATUS_OK;
 }
