@@ -407,10 +407,10 @@ class UsersTest(unittest.TestCase):
             self.assertEqual(proc.wait(15), 0, "clean exit (sanitizers) after SIGTERM")
 
     # ---- 09 PostgreSQL restart (last) ---------------------------------------------
-    def serving(self):
+    def serving(self, name=""):
         h = stubs.health_pb2
         try:
-            return self.health.Check(h.HealthCheckRequest(service=""), timeout=3).status == \
+            return self.health.Check(h.HealthCheckRequest(service=name), timeout=3).status == \
                 h.HealthCheckResponse.SERVING
         except grpc.RpcError:
             return False
@@ -435,6 +435,7 @@ class UsersTest(unittest.TestCase):
         while self.serving() and time.time() < deadline:
             time.sleep(0.1)
         self.assertFalse(self.serving(), "NOT_SERVING while PostgreSQL is down")
+        self.assertTrue(self.serving("liveness"), "the process is alive: no restart for it")
         self.s.restart("postgres")
         t0 = time.time()
         ok = False

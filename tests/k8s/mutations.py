@@ -46,6 +46,10 @@ def unnamed_port(objs):
     find(objs, "Service", "users-svc")["spec"]["ports"][0].pop("name")
 
 
+def dependency_liveness(objs):
+    container(objs, "users-svc")["livenessProbe"]["grpc"].pop("service")
+
+
 def not_headless(objs):
     find(objs, "Service", "messages-svc")["spec"].pop("clusterIP")
 
@@ -92,6 +96,7 @@ CASES = [  # name, mutation, tool, check that must fail
     ("writable-root", writable_root, "policy", "every container has probes"),
     ("runs-as-root", runs_as_root, "policy", "every container has probes"),
     ("unnamed-port", unnamed_port, "policy", "every Service port is named"),
+    ("dependency-liveness", dependency_liveness, "policy", "native grpc probes"),
     ("not-headless", not_headless, "policy", "upstream addresses are dns:/// names of headless"),
     ("empty-egress", empty_egress, "policy", "no NetworkPolicy rule is empty"),
     ("unselected-pod", unselected_pod, "policy", "every pod template is selected"),

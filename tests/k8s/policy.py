@@ -95,6 +95,10 @@ def probe_problems(name, c):
             port = ((c.get(probe) or {}).get("grpc") or {}).get("port")
             if port != SERVICES[name]:
                 out.append(f"{name}: {probe} is not a native grpc probe on {SERVICES[name]}")
+        svc = ((c.get("livenessProbe") or {}).get("grpc") or {}).get("service")
+        if svc != "liveness":
+            out.append(f"{name}: livenessProbe asks for health name {svc!r}, not 'liveness' "
+                       "(the dependency-aware Check would restart pods in a database outage)")
     else:
         want = {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}
         for probe, path in want.items():

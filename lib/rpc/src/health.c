@@ -2,8 +2,10 @@
  *
  * Check runs on a worker like any unary handler (cfg->health may block
  * briefly). Names answered: "" (the server as a whole) and the full name of
- * every service given in rpc_server_config; anything else is NOT_FOUND, as
- * the health protocol asks. Watch (server streaming) is not implemented: it
+ * every service given in rpc_server_config, both through cfg->health (the
+ * dependency: readiness); RPC_HEALTH_LIVENESS, SERVING whenever a worker
+ * runs the check at all (the process: liveness, which a database outage
+ * must not fail); anything else is NOT_FOUND, as the health protocol asks. Watch (server streaming) is not implemented: it
  * answers UNIMPLEMENTED with a message saying to poll Check, which is what
  * Kubernetes probes and grpcurl use anyway.
  */
@@ -21,6 +23,10 @@ static grpc_status_code health_check(rpc_call *call, const ProtobufCMessage *req
       (Grpc__Health__V1__HealthCheckResponse *)resp_;
   const rpc_server_config *cfg = &call->srv->cfg;
   const char *name = req->service != NULL ? req->service : "";
+  if (strcmp(name, RPC_HEALTH_LIVENESS) == 0) {
+    resp->status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    return GRPC_STATUS_OK;
+  }
 
   int known = name[0] == '\0';
   for (size_t i = 0; !known && i < cfg->n_services; i++)

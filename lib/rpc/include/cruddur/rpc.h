@@ -43,6 +43,10 @@ typedef struct rpc_service {
  * Called from a worker thread; may block briefly (it should cache). */
 typedef int (*rpc_health_fn)(void *user);
 
+/* The health name for liveness probes: SERVING whenever the server can run
+ * a handler, whatever cfg->health says of the dependency (health.c). */
+#define RPC_HEALTH_LIVENESS "liveness"
+
 typedef struct rpc_server_config {
   const char *listen;          /* "127.0.0.1:50051"; required */
   const rpc_service *services; /* array of n_services; reference, must outlive the server */
