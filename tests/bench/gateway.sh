@@ -187,7 +187,7 @@ with Stack() as s:
     rss_end = mem_kib(gw_pid)
     with urllib.request.urlopen(gw + "/metrics") as r:
         metrics = r.read().decode()
-    served = sum(int(v) for v in re.findall(r"^gateway_http_requests_total\{[^}]*\} (\d+)$", metrics, re.M))
+    served = sum(int(v) for v in re.findall(r"^gateway_http_requests_total\{.*\} (\d+)$", metrics, re.M))
 
     print()
     short = results["gateway GET /api/users/@{handle}/short"]

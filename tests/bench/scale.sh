@@ -198,7 +198,7 @@ def metrics(url):
     c.request("GET", "/metrics")
     text = c.getresponse().read().decode()
     c.close()
-    served = sum(int(v) for v in re.findall(r"^gateway_http_requests_total\{[^}]*\} (\d+)$", text, re.M))
+    served = sum(int(v) for v in re.findall(r"^gateway_http_requests_total\{.*\} (\d+)$", text, re.M))
     up = {}
     for m, v in re.findall(r'^gateway_upstream_requests_total\{method="([^"]+)",code="[^"]+"\} (\d+)$', text, re.M):
         svc = "users-svc" if m.startswith("users.") else "messages-svc" if m.startswith("messages.") else "other"
