@@ -52,11 +52,15 @@ def wrk(url, script=None, env=None, duration=5, conns=16, threads=2, timeout_s=N
 
 
 def mem_kib(pid):
-    """{"rss": VmRSS, "hwm": VmHWM} of a process, in KiB."""
+    """Memory of a process, in KiB: VmRSS, VmHWM, RssAnon (its own pages) and
+    Pss (shared library pages divided among the processes mapping them)."""
     with open("/proc/%d/status" % pid) as f:
         text = f.read()
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        pss = int(re.search(r"^Pss:\s+(\d+)", f.read(), re.M).group(1))
     return {"rss": int(re.search(r"VmRSS:\s+(\d+)", text).group(1)),
-            "hwm": int(re.search(r"VmHWM:\s+(\d+)", text).group(1))}
+            "hwm": int(re.search(r"VmHWM:\s+(\d+)", text).group(1)),
+            "anon": int(re.search(r"RssAnon:\s+(\d+)", text).group(1)), "pss": pss}
 
 
 def cpu_s(pid):

@@ -396,11 +396,13 @@ with Stack() as s:
            workload="then gateway_mix.lua: 3%% real (GET messages, GET groups, POST), 97%% answered after "
                     "the token check; %d requests served in all" % served,
            requests=n2, idle_rss_kib=idle["gateway"]["rss"], idle_hwm_kib=idle["gateway"]["hwm"],
+           idle_anon_kib=idle["gateway"]["anon"], idle_pss_kib=idle["gateway"]["pss"],
            end_rss_kib=after_mix["gateway"]["rss"], end_hwm_kib=after_mix["gateway"]["hwm"])
     for n in ("users-svc", "messages-svc"):
         record("memory", T_MEM, n + " (behind the gateway)",
                workload="everything the gateway sent it in this run (seed checks, latency runs, the mix)",
                requests=up.get(n, 0), idle_rss_kib=idle[n]["rss"], idle_hwm_kib=idle[n]["hwm"],
+               idle_anon_kib=idle[n]["anon"], idle_pss_kib=idle[n]["pss"],
                end_rss_kib=after_mix[n]["rss"], end_hwm_kib=after_mix[n]["hwm"])
     target("memory", "gateway idle VmRSS (MiB)", idle["gateway"]["rss"] / 1024, "<", 16, issue=8, fmt="%.1f",
            label="target")

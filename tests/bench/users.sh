@@ -95,7 +95,7 @@ with Stack() as s:
     record("memory", "Resident memory of each binary (VmRSS / VmHWM, KiB)", "users-svc",
            workload="GetUser by handle over gRPC from the C client (PostgreSQL behind)",
            requests=int(g["calls"]), errors=int(g["errors"]), idle_rss_kib=idle["rss"],
-           idle_hwm_kib=idle["hwm"], end_rss_kib=end["rss"], end_hwm_kib=end["hwm"])
+           idle_hwm_kib=idle["hwm"], idle_anon_kib=idle["anon"], idle_pss_kib=idle["pss"], end_rss_kib=end["rss"], end_hwm_kib=end["hwm"])
     target("users", "GetUser gRPC / pgbench rate", float(g["calls_per_s"]) / tps, ">=", 0.6, issue=3)
     target("users", "GetUser p99 (ms)", int(g["p99_us"]) / 1000, "<", 2, issue=3, fmt="%.3f", label="target")
     if int(g.get("rss_10k_kb", -1)) > 0 and int(g.get("rss_200k_kb", -1)) > 0:
