@@ -143,17 +143,8 @@ static int user_by_handle(gw_req *r, gw_http *c, const char *handle, const char 
     *res = gw_reply_grpc(r, c, code, GW_E_USER_NOT_FOUND, invalid_code);
     return -1;
   }
-  const Cruddur__Users__V1__User *u = ((Cruddur__Users__V1__GetUserResponse *)o)->user;
   gw_user got;
-  memset(&got, 0, sizeof got);
-  int ok = u != NULL && gw_uuid_normalise(u->uuid, got.uuid) && u->handle &&
-           strlen(u->handle) < sizeof got.handle && u->display_name &&
-           strlen(u->display_name) < sizeof got.display_name;
-  if (ok) {
-    strcpy(got.handle, u->handle);
-    strcpy(got.display_name, u->display_name);
-  }
-  if (!ok) {
+  if (gw_user_from_pb(((Cruddur__Users__V1__GetUserResponse *)o)->user, &got) != 0) {
     *res = gw_reply_error(r, c, 502, GW_E_UPSTREAM);
     return -1;
   }

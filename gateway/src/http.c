@@ -133,18 +133,11 @@ int gw_resolve_caller(gw_req *r, gw_http *c, const char *sub, gw_result *result)
     *result = gw_reply_grpc(r, c, code, GW_E_NOT_PROVISIONED, NULL);
     return -1;
   }
-  Cruddur__Users__V1__GetUserResponse *gr = (Cruddur__Users__V1__GetUserResponse *)out;
-  const Cruddur__Users__V1__User *u = gr->user;
   gw_user usr;
-  memset(&usr, 0, sizeof usr);
-  if (u == NULL || !gw_uuid_normalise(u->uuid, usr.uuid) || u->handle == NULL ||
-      strlen(u->handle) >= sizeof usr.handle || u->display_name == NULL ||
-      strlen(u->display_name) >= sizeof usr.display_name) {
+  if (gw_user_from_pb(((Cruddur__Users__V1__GetUserResponse *)out)->user, &usr) != 0) {
     *result = gw_reply_error(r, c, 502, GW_E_UPSTREAM);
     return -1;
   }
-  strcpy(usr.handle, u->handle);
-  strcpy(usr.display_name, u->display_name);
   gw_ucache_put(app->ucache, sub, &usr, now);
   r->caller = usr;
   return 0;

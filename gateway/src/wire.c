@@ -213,6 +213,19 @@ gw_body_code gw_body_parse(const char *body, size_t len, gw_create *out,
   return GW_BODY_OK;
 }
 
+int gw_user_from_pb(const Cruddur__Users__V1__User *u, gw_user *out) {
+  gw_user got;
+  memset(&got, 0, sizeof got);
+  if (u == NULL || !gw_uuid_normalise(u->uuid, got.uuid) || u->handle == NULL ||
+      strlen(u->handle) >= sizeof got.handle || u->display_name == NULL ||
+      strlen(u->display_name) >= sizeof got.display_name)
+    return -1;
+  strcpy(got.handle, u->handle);
+  strcpy(got.display_name, u->display_name);
+  *out = got;
+  return 0;
+}
+
 /* ---- response JSON ------------------------------------------------------- */
 
 void gw_wire_time(const Google__Protobuf__Timestamp *t, char out[33]) {

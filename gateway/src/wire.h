@@ -11,6 +11,7 @@
 
 #include "cruddur/messages/v1/messages.pb-c.h"
 #include "cruddur/users/v1/users.pb-c.h"
+#include "ucache.h"
 
 #define GW_BODY_MAX 16384      /* request body cap (413 above) */
 #define GW_MESSAGE_MAX_CP 1024 /* message length in code points */
@@ -93,6 +94,11 @@ gw_body_code gw_body_parse(const char *body, size_t len, gw_create *out,
 
 /* Frees what gw_body_parse allocated. */
 void gw_create_clear(gw_create *c);
+
+/* Copies a users-svc User into *out (uuid lower-cased). Returns 0, or -1
+ * when u is NULL, its uuid is not one, or a field is missing or does not
+ * fit (a malformed upstream answer); *out is untouched then. */
+int gw_user_from_pb(const Cruddur__Users__V1__User *u, gw_user *out);
 
 /* ---- response JSON (malloc'd strings, caller frees; NULL on OOM) --------- */
 

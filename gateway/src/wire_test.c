@@ -165,6 +165,36 @@ static void test_json(void) {
   free(s);
 }
 
+static void test_user_from_pb(void) {
+  char long_handle[40];
+  memset(long_handle, 'a', sizeof long_handle - 1);
+  long_handle[sizeof long_handle - 1] = '\0';
+  const struct { const char *name, *uuid, *handle, *display; int ok; } cases[] = {
+      {"ok, uuid lower-cased", "5AE290ED-55D1-47A0-BC6D-FE2BC2700399", "bayko", "Andrew Bayko", 1},
+      {"not a uuid", "nope", "bayko", "Andrew Bayko", 0},
+      {"no handle", "5ae290ed-55d1-47a0-bc6d-fe2bc2700399", NULL, "Andrew Bayko", 0},
+      {"no display name", "5ae290ed-55d1-47a0-bc6d-fe2bc2700399", "bayko", NULL, 0},
+      {"handle too long", "5ae290ed-55d1-47a0-bc6d-fe2bc2700399", long_handle, "x", 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    Cruddur__Users__V1__User u = CRUDDUR__USERS__V1__USER__INIT;
+    u.uuid = (char *)cases[i].uuid;
+    u.handle = (char *)cases[i].handle;
+    u.display_name = (char *)cases[i].display;
+    gw_user out;
+    strcpy(out.handle, "untouched");
+    int rc = gw_user_from_pb(&u, &out);
+    if (cases[i].ok)
+      CHECK(rc == 0 && strcmp(out.uuid, "5ae290ed-55d1-47a0-bc6d-fe2bc2700399") == 0 &&
+                strcmp(out.handle, "bayko") == 0 && strcmp(out.display_name, "Andrew Bayko") == 0,
+            "%s", cases[i].name);
+    else
+      CHECK(rc == -1 && strcmp(out.handle, "untouched") == 0, "%s", cases[i].name);
+  }
+  gw_user out;
+  CHECK(gw_user_from_pb(NULL, &out) == -1, "NULL user");
+}
+
 int main(void) {
   for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++)
     CHECK(gw_token_valid(tokens[i].in) == tokens[i].ok, "token %zu", i);
@@ -259,6 +289,7 @@ int main(void) {
   size_t n = 0;
   CHECK(gw_body_parse("{}\0{}", 5, &c, codes, &n) == GW_BODY_INVALID_JSON, "NUL in body");
   test_json();
+  test_user_from_pb();
   if (failures)
     fprintf(stderr, "%d failure(s)\n", failures);
   else
