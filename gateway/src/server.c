@@ -667,6 +667,25 @@ static void *srv_accept_main(void *arg) {
 
 /* ---- start and drain ----------------------------------------------------- */
 
+/* Stops the pool threads and frees what gw_srv_start made after the drain
+ * pipe (the listening socket and s itself stay): the end of a failed start
+ * and of gw_srv_stop. */
+static void srv_release(gw_srv *s) {
+  pthread_mutex_lock(&s->mu);
+  atomic_store(&s->stopping, 1);
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  for (long i = 0; i < s->n_pool; i++)
+    pthread_join(s->pool[i], NULL);
+  free(s->queue);
+  free(s->pool);
+  if (s->ep >= 0) close(s->ep);
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->mu);
+  close(s->drain[0]);
+  close(s->drain[1]);
+}
+
 int gw_srv_start(const gw_srv_config *cfg, struct gw_app *app, gw_srv **out) {
   gw_srv *s = calloc(1, sizeof *s);
   if (s == NULL) return -1;
@@ -684,37 +703,24 @@ int gw_srv_start(const gw_srv_config *cfg, struct gw_app *app, gw_srv **out) {
   pthread_cond_init(&s->cv, NULL);
   s->ep = -1;
   if (cfg->workers > 0) {
-    if ((s->ep = epoll_create1(EPOLL_CLOEXEC)) < 0) goto fail_all;
+    if ((s->ep = epoll_create1(EPOLL_CLOEXEC)) < 0) goto fail_release;
     s->queue = calloc((size_t)cfg->max_conn, sizeof *s->queue);
     s->pool = calloc((size_t)cfg->workers, sizeof *s->pool);
-    if (s->queue == NULL || s->pool == NULL) goto fail_all;
+    if (s->queue == NULL || s->pool == NULL) goto fail_release;
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setstacksize(&at, cfg->thread_stack);
     for (; s->n_pool < cfg->workers; s->n_pool++)
       if (pthread_create(&s->pool[s->n_pool], &at, srv_pool_main, s) != 0) break;
     pthread_attr_destroy(&at);
-    if (s->n_pool < cfg->workers) goto fail_pool;
+    if (s->n_pool < cfg->workers) goto fail_release;
   }
-  if (pthread_create(&s->acceptor, NULL, srv_accept_main, s) != 0) goto fail_pool;
+  if (pthread_create(&s->acceptor, NULL, srv_accept_main, s) != 0) goto fail_release;
   *out = s;
   return 0;
-fail_pool:
-  pthread_mutex_lock(&s->mu);
-  atomic_store(&s->stopping, 1);
-  pthread_cond_broadcast(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-  for (long i = 0; i < s->n_pool; i++)
-    pthread_join(s->pool[i], NULL);
-fail_all : {
+fail_release : {
   int e = errno;
-  free(s->queue);
-  free(s->pool);
-  if (s->ep >= 0) close(s->ep);
-  pthread_cond_destroy(&s->cv);
-  pthread_mutex_destroy(&s->mu);
-  close(s->drain[0]);
-  close(s->drain[1]);
+  srv_release(s);
   errno = e;
 }
 fail_sock : {
@@ -763,18 +769,7 @@ int gw_srv_stop(gw_srv *s, int64_t until_us, int64_t grace_us) {
     left = srv_wait_closed(s, ts_mono_us() + grace_us);
   }
   if (left > 0) return -1;
-  pthread_mutex_lock(&s->mu);
-  pthread_cond_broadcast(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-  for (long i = 0; i < s->n_pool; i++)
-    pthread_join(s->pool[i], NULL);
-  free(s->queue);
-  free(s->pool);
-  if (s->ep >= 0) close(s->ep);
-  pthread_cond_destroy(&s->cv);
-  pthread_mutex_destroy(&s->mu);
-  close(s->drain[0]);
-  close(s->drain[1]);
+  srv_release(s);
   free(s);
   return 0;
 }

@@ -242,6 +242,7 @@ int rpc__reflection_answer(const struct rpc_reflection *r, const uint8_t *data,
   unsigned char *seen = NULL;
   Grpc__Reflection__V1__ServiceResponse *srs = NULL;
   Grpc__Reflection__V1__ServiceResponse **srp = NULL;
+  int rc = -1;
 
   resp.valid_host = req->host;
   resp.original_request = req;
@@ -251,7 +252,7 @@ int rpc__reflection_answer(const struct rpc_reflection *r, const uint8_t *data,
   case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
     srs = calloc(r->n_services ? r->n_services : 1, sizeof *srs);
     srp = calloc(r->n_services ? r->n_services : 1, sizeof *srp);
-    if (srs == NULL || srp == NULL) goto fail;
+    if (srs == NULL || srp == NULL) goto done;
     for (size_t i = 0; i < r->n_services; i++) {
       grpc__reflection__v1__service_response__init(&srs[i]);
       srs[i].name = r->services[i];
@@ -326,7 +327,7 @@ int rpc__reflection_answer(const struct rpc_reflection *r, const uint8_t *data,
     fds = calloc(r->n_files, sizeof *fds);
     order = calloc(r->n_files, sizeof *order);
     seen = calloc(r->n_files, 1);
-    if (fds == NULL || order == NULL || seen == NULL) goto fail;
+    if (fds == NULL || order == NULL || seen == NULL) goto done;
     size_t n = 0;
     collect_files(r, (size_t)start_file, seen, order, &n);
     for (size_t i = 0; i < n; i++) fds[i] = r->files[order[i]];
@@ -347,21 +348,15 @@ int rpc__reflection_answer(const struct rpc_reflection *r, const uint8_t *data,
   grpc__reflection__v1__server_reflection_response__pack(&resp, GRPC_SLICE_START_PTR(s));
   *out = grpc_raw_byte_buffer_create(&s, 1);
   grpc_slice_unref(s);
+  rc = 0;
+done: /* success and failure alike */
   free(fds);
   free(order);
   free(seen);
   free(srs);
   free(srp);
   grpc__reflection__v1__server_reflection_request__free_unpacked(req, NULL);
-  return 0;
-fail:
-  free(fds);
-  free(order);
-  free(seen);
-  free(srs);
-  free(srp);
-  grpc__reflection__v1__server_reflection_request__free_unpacked(req, NULL);
-  return -1;
+  return rc;
 }
 
 /* ======================================================================
