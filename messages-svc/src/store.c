@@ -113,6 +113,31 @@ static int copy_str(char *dst, size_t cap, const char *src) {
   return 0;
 }
 
+/* A participant is stored as PREFIX_uuid, PREFIX_handle and
+ * PREFIX_display_name, PREFIX being "user" or "other". */
+static int put_party(cJSON *item, const char *prefix, const store_party *p) {
+  char k[32];
+  int bad = 0;
+  snprintf(k, sizeof k, "%s_uuid", prefix);
+  bad |= store_add_s(item, k, p->uuid);
+  snprintf(k, sizeof k, "%s_handle", prefix);
+  bad |= store_add_s(item, k, p->handle);
+  snprintf(k, sizeof k, "%s_display_name", prefix);
+  bad |= store_add_s(item, k, p->display_name);
+  return bad ? -1 : 0;
+}
+
+/* Reads put_party's attributes; -1 when one is missing or does not fit. */
+static int get_party(const cJSON *item, const char *prefix, store_party *p) {
+  char k[32];
+  snprintf(k, sizeof k, "%s_uuid", prefix);
+  if (copy_str(p->uuid, sizeof p->uuid, store_attr_s(item, k)) != 0) return -1;
+  snprintf(k, sizeof k, "%s_handle", prefix);
+  if (copy_str(p->handle, sizeof p->handle, store_attr_s(item, k)) != 0) return -1;
+  snprintf(k, sizeof k, "%s_display_name", prefix);
+  return copy_str(p->display_name, sizeof p->display_name, store_attr_s(item, k));
+}
+
 /* ---- messages ------------------------------------------------------------- */
 
 int store_msg_prepare(store_msg *m, const char *group, const store_party *sender,
@@ -138,9 +163,7 @@ static int msg_attrs(cJSON *item, const store_msg *m) {
   bad |= store_add_s(item, "sk", m->sk);
   bad |= store_add_s(item, "message_uuid", m->message_uuid);
   bad |= store_add_s(item, "message", m->text);
-  bad |= store_add_s(item, "user_uuid", m->sender.uuid);
-  bad |= store_add_s(item, "user_handle", m->sender.handle);
-  bad |= store_add_s(item, "user_display_name", m->sender.display_name);
+  bad |= put_party(item, "user", &m->sender);
   bad |= store_add_s(item, "created_at", ts);
   return bad ? -1 : 0;
 }
@@ -169,10 +192,7 @@ int store_msg_from_item(const cJSON *item, store_msg *out) {
     return -1;
   if (copy_str(t.message_uuid, sizeof t.message_uuid, store_attr_s(item, "message_uuid")) ||
       copy_str(t.text, sizeof t.text, store_attr_s(item, "message")) ||
-      copy_str(t.sender.uuid, sizeof t.sender.uuid, store_attr_s(item, "user_uuid")) ||
-      copy_str(t.sender.handle, sizeof t.sender.handle, store_attr_s(item, "user_handle")) ||
-      copy_str(t.sender.display_name, sizeof t.sender.display_name,
-               store_attr_s(item, "user_display_name")))
+      get_party(item, "user", &t.sender))
     return -1;
   *out = t;
   return 0;
@@ -222,11 +242,7 @@ int store_group_from_item(const cJSON *item, store_group *out) {
   const char *sk = store_attr_s(item, "sk");
   if (!uuid_valid(sk)) return -1;
   memcpy(t.group, sk, 37);
-  if (copy_str(t.other.uuid, sizeof t.other.uuid, store_attr_s(item, "user_uuid")) ||
-      copy_str(t.other.handle, sizeof t.other.handle, store_attr_s(item, "user_handle")) ||
-      copy_str(t.other.display_name, sizeof t.other.display_name,
-               store_attr_s(item, "user_display_name")))
-    return -1;
+  if (get_party(item, "user", &t.other) != 0) return -1;
   const char *last = store_attr_s(item, "last_sk");
   if (last) {
     if (copy_str(t.last_sk, sizeof t.last_sk, last) != 0 ||
@@ -283,9 +299,7 @@ int store_group_touch(store *s, const char *owner, const store_party *other, con
       bad |= store_add_s(item, "pk", pk);
       bad |= store_add_s(item, "sk", m->group);
       bad |= store_add_s(item, "message_group_uuid", m->group);
-      bad |= store_add_s(item, "user_uuid", other->uuid);
-      bad |= store_add_s(item, "user_handle", other->handle);
-      bad |= store_add_s(item, "user_display_name", other->display_name);
+      bad |= put_party(item, "user", other);
       bad |= store_add_s(item, "message", m->text);
       bad |= store_add_s(item, "last_sk", m->sk);
       bad |= store_add_s(item, "last_message_at", ts);
@@ -404,18 +418,10 @@ static int req_from_item(const cJSON *item, store_req *out) {
     return -1;
   memcpy(t.msg.group, g, 37);
   if (copy_str(t.msg.text, sizeof t.msg.text, store_attr_s(item, "message")) ||
-      copy_str(t.msg.sender.uuid, sizeof t.msg.sender.uuid, store_attr_s(item, "user_uuid")) ||
-      copy_str(t.msg.sender.handle, sizeof t.msg.sender.handle,
-               store_attr_s(item, "user_handle")) ||
-      copy_str(t.msg.sender.display_name, sizeof t.msg.sender.display_name,
-               store_attr_s(item, "user_display_name")))
+      get_party(item, "user", &t.msg.sender) != 0)
     return -1;
   if (t.kind == 'g') {
-    if (copy_str(t.other.uuid, sizeof t.other.uuid, store_attr_s(item, "other_uuid")) ||
-        copy_str(t.other.handle, sizeof t.other.handle, store_attr_s(item, "other_handle")) ||
-        copy_str(t.other.display_name, sizeof t.other.display_name,
-                 store_attr_s(item, "other_display_name")))
-      return -1;
+    if (get_party(item, "other", &t.other) != 0) return -1;
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(item, "created");
     const cJSON *cb = c ? cJSON_GetObjectItemCaseSensitive(c, "BOOL") : NULL;
     t.created = cJSON_IsTrue(cb);
@@ -447,14 +453,10 @@ int store_request_claim(store *s, const char *request_id, const store_req *mine,
       bad |= store_add_s(item, "msg_sk", mine->msg.sk);
       bad |= store_add_s(item, "message_uuid", mine->msg.message_uuid);
       bad |= store_add_s(item, "message", mine->msg.text);
-      bad |= store_add_s(item, "user_uuid", mine->msg.sender.uuid);
-      bad |= store_add_s(item, "user_handle", mine->msg.sender.handle);
-      bad |= store_add_s(item, "user_display_name", mine->msg.sender.display_name);
+      bad |= put_party(item, "user", &mine->msg.sender);
       bad |= store_add_s(item, "created_at", ts);
       if (mine->kind == 'g') {
-        bad |= store_add_s(item, "other_uuid", mine->other.uuid);
-        bad |= store_add_s(item, "other_handle", mine->other.handle);
-        bad |= store_add_s(item, "other_display_name", mine->other.display_name);
+        bad |= put_party(item, "other", &mine->other);
         bad |= add_bool(item, "created", mine->created);
       }
       bad |= add_n(item, "expires_at", (long long)(ts_now_us() / 1000000 + STORE_REQ_TTL_S));
