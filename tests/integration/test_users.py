@@ -293,49 +293,134 @@ class UsersTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
 
     def test_05c_sync_conflicts_are_reported_not_fatal(self):
-        # Another Cognito user claims handle "Londo" (other case): ambiguous, so
-        # neither is touched; londo keeps the sub linked by test_05.
+        # Another Cognito user claims handle "Londo" (other case). londo is
+        # linked by sub (test_05), so the row stays theirs; the claimant is a
+        # conflict, named, and nothing changes.
         self.s._cognito_call("AdminCreateUser", {
             "UserPoolId": self.s.pool_id, "Username": "impostor", "MessageAction": "SUPPRESS",
             "UserAttributes": [{"Name": "preferred_username", "Value": "Londo"}]})
         before = self.get(handle="londo").cognito_user_id
         js = json.loads(self.s.run("users-svc", "sync-cognito", "--json", check=True).stdout)
         self.assertEqual((js["scanned"], js["matched"], js["conflicts"], js["updated"]),
-                         (6, 2, 2, 0))
-        self.assertEqual(sorted(js["conflict_usernames"]), ["impostor", "londo"])
+                         (6, 3, 1, 0))
+        self.assertEqual(js["conflict_usernames"], ["impostor"])
         r = self.users.SyncCognitoUsers(stubs.users_pb2.SyncCognitoUsersRequest(), timeout=30)
         self.assertEqual((r.scanned, r.matched, r.unmatched, r.incomplete, r.conflicts),
-                         (6, 2, 1, 1, 2))
-        self.assertEqual(sorted(r.conflict_usernames), ["impostor", "londo"])
+                         (6, 3, 1, 1, 1))
+        self.assertEqual(list(r.conflict_usernames), ["impostor"])
         self.assertEqual(self.get(handle="londo").cognito_user_id, before)
         self.s._cognito_call("AdminDeleteUser", {"UserPoolId": self.s.pool_id,
                                                  "Username": "impostor"})
+        # Two unlinked identities claiming one unlinked row: both conflicts,
+        # the row stays unlinked.
+        self.psql("INSERT INTO users (display_name, handle, email) VALUES ('Na Toth', 'natoth',"
+                  " 'nt@narn.org')")
+        for name in ("natoth1", "natoth2"):
+            self.s._cognito_call("AdminCreateUser", {
+                "UserPoolId": self.s.pool_id, "Username": name, "MessageAction": "SUPPRESS",
+                "UserAttributes": [{"Name": "preferred_username", "Value": "NaToth"}]})
+        try:
+            js = json.loads(self.s.run("users-svc", "sync-cognito", "--json", check=True).stdout)
+            self.assertEqual((js["conflicts"], sorted(js["conflict_usernames"]), js["updated"]),
+                             (2, ["natoth1", "natoth2"], 0))
+            self.assertEqual(self.get(handle="natoth").cognito_user_id, "")
+        finally:
+            for name in ("natoth1", "natoth2"):
+                self.s._cognito_call("AdminDeleteUser", {"UserPoolId": self.s.pool_id,
+                                                         "Username": name})
+            self.psql("DELETE FROM users WHERE handle = 'natoth'")
 
-    def test_05d_sync_moves_a_sub_between_rows(self):
-        # bayko's row holds andrewbrown's sub and vice versa (a swap): one sync
-        # puts both right inside its single transaction.
+    def test_05d_only_an_operator_moves_a_link(self):
+        # bayko's row holds andrewbrown's sub and vice versa (a swap). The sync
+        # moves neither: rows linked to a sub are only changed by an operator.
         a, b = self.subs["andrewbrown"], self.subs["bayko"]
         self.psql("BEGIN; UPDATE users SET cognito_user_id = NULL WHERE handle IN ('andrewbrown','bayko');"
                   " UPDATE users SET cognito_user_id = '%s' WHERE handle = 'bayko';"
                   " UPDATE users SET cognito_user_id = '%s' WHERE handle = 'andrewbrown'; COMMIT" % (a, b))
         r = self.users.SyncCognitoUsers(stubs.users_pb2.SyncCognitoUsersRequest(), timeout=30)
-        self.assertEqual((r.matched, r.updated), (3, 2))
+        self.assertEqual((r.matched, r.updated, r.conflicts), (3, 0, 0))
+        self.assertEqual(self.get(cognito_user_id=a).handle, "bayko")
+        self.assertEqual(self.get(cognito_user_id=b).handle, "andrewbrown")
+        # The operator puts it right, by handle and sub; each change is
+        # printed and logged with the old and the new sub.
+        r = self.s.run("users-svc", "link", "andrewbrown", a)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("linked to user bayko", r.stderr)
+        self.assertEqual(self.get(cognito_user_id=a).handle, "bayko")
+        r = self.s.run("users-svc", "unlink", "Bayko", check=True)
+        self.assertEqual(r.stdout.strip(), "bayko: %s -> (none)" % a)
+        self.assertIn("identity link changed by operator: user bayko from sub %s to sub (none)" % a,
+                      r.stderr)
+        r = self.s.run("users-svc", "link", "andrewbrown", a, check=True)
+        self.assertEqual(r.stdout.strip(), "andrewbrown: %s -> %s" % (b, a))
+        self.assertIn("user andrewbrown from sub %s to sub %s" % (b, a), r.stderr)
+        r = self.s.run("users-svc", "link", "bayko", b, check=True)
+        self.assertEqual(r.stdout.strip(), "bayko: (none) -> %s" % b)
+        r = self.s.run("users-svc", "link", "bayko", b, check=True)
+        self.assertEqual(r.stdout.strip(), "bayko: unchanged, linked to %s" % b)
+        self.assertNotIn("identity link changed", r.stderr)
         self.assertEqual(self.get(cognito_user_id=a).handle, "andrewbrown")
         self.assertEqual(self.get(cognito_user_id=b).handle, "bayko")
-        # A user Cognito does not know (vir, from test_03) holds andrewbrown's
-        # sub: it keeps it, andrewbrown is a conflict, and nothing else moves.
-        vir_sub = self.get(handle="vir").cognito_user_id
-        self.psql("BEGIN; UPDATE users SET cognito_user_id = NULL WHERE handle = 'andrewbrown';"
-                  " UPDATE users SET cognito_user_id = '%s' WHERE handle = 'vir'; COMMIT" % a)
-        js = json.loads(self.s.run("users-svc", "sync-cognito", "--json", check=True).stdout)
-        self.assertEqual((js["matched"], js["updated"], js["conflicts"]), (2, 0, 1))
-        self.assertEqual(js["conflict_usernames"], ["andrewbrown"])
-        self.assertEqual(self.get(cognito_user_id=a).handle, "vir")
-        self.assertEqual(self.get(handle="andrewbrown").cognito_user_id, "")
-        self.psql("UPDATE users SET cognito_user_id = '%s' WHERE handle = 'vir'" % vir_sub)
+        # Bad input: exit 2 before touching the database; unknown handle: 1.
+        for args in (("link", "bayko"), ("link", "bay-ko", b), ("link", "bayko", "a/b"),
+                     ("unlink",), ("unlink", "bayko", b)):
+            self.assertEqual(self.s.run("users-svc", *args).returncode, 2, args)
+        r = self.s.run("users-svc", "link", "nosuchuser", str(uuidlib.uuid4()))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no such user", r.stderr)
         r = self.users.SyncCognitoUsers(stubs.users_pb2.SyncCognitoUsersRequest(), timeout=30)
-        self.assertEqual((r.matched, r.updated), (3, 1))
-        self.assertEqual(self.get(cognito_user_id=a).handle, "andrewbrown")
+        self.assertEqual((r.matched, r.updated, r.conflicts), (3, 0, 0))
+
+    def test_05e_sync_never_hands_a_linked_row_to_another_identity(self):
+        # londo (linked by test_05) renames their own preferred_username with
+        # their own token; mallory signs up claiming "londo". The row stays
+        # londo's; mallory is a named conflict and gets nothing.
+        S = stubs.users_pb2.SyncCognitoUsersRequest
+        londo_sub = self.subs["londo"]
+        self.assertEqual(self.get(handle="londo").cognito_user_id, londo_sub)
+        self.s._cognito_call("UpdateUserAttributes", {
+            "AccessToken": self.s.token("londo"),
+            "UserAttributes": [{"Name": "preferred_username", "Value": "londo_m"}]})
+        got = self.s._cognito_call("AdminGetUser", {"UserPoolId": self.s.pool_id,
+                                                    "Username": "londo"})
+        self.assertIn({"Name": "preferred_username", "Value": "londo_m"}, got["UserAttributes"])
+        self.s._cognito_call("AdminCreateUser", {
+            "UserPoolId": self.s.pool_id, "Username": "mallory", "MessageAction": "SUPPRESS",
+            "UserAttributes": [{"Name": "preferred_username", "Value": "londo"},
+                               {"Name": "email", "Value": "mallory@example.test"}]})
+        got = self.s._cognito_call("AdminGetUser", {"UserPoolId": self.s.pool_id,
+                                                    "Username": "mallory"})
+        mallory_sub = {a["Name"]: a["Value"] for a in got["UserAttributes"]}["sub"]
+        try:
+            js = json.loads(self.s.run("users-svc", "sync-cognito", "--json", check=True).stdout)
+            self.assertEqual((js["updated"], js["conflicts"], js["conflict_usernames"]),
+                             (0, 1, ["mallory"]), js)
+            r = self.users.SyncCognitoUsers(S(), timeout=30)
+            self.assertEqual((r.updated, r.conflicts, list(r.conflict_usernames)),
+                             (0, 1, ["mallory"]))
+            self.assertEqual(r.scanned, r.matched + r.unmatched + r.incomplete + r.conflicts)
+            row = self.get(handle="londo")
+            self.assertEqual(row.cognito_user_id, londo_sub)
+            self.assertEqual(self.get(cognito_user_id=londo_sub).handle, "londo")
+            self.assertEqual(self.get_code(cognito_user_id=mallory_sub), SC.NOT_FOUND)
+            # CreateUser is no back door: the handle in any case stays londo's.
+            for handle in ("londo", "LONDO"):
+                req = stubs.users_pb2.CreateUserRequest(display_name="Mallory", handle=handle,
+                                                        email="mallory@example.test",
+                                                        cognito_user_id=mallory_sub)
+                self.assertEqual(self.code(self.users.CreateUser, req), SC.ALREADY_EXISTS, handle)
+            self.assertEqual(self.get_code(cognito_user_id=mallory_sub), SC.NOT_FOUND)
+            self.assertEqual(self.get(handle="londo").cognito_user_id, londo_sub)
+            self.assertEqual(self.psql("SELECT count(*) FROM users WHERE lower(handle) = 'londo'"
+                                       " OR cognito_user_id = '%s'" % mallory_sub), "1")
+            with open(self.s.log_path("users-svc")) as f:
+                self.assertIn("mallory", f.read())
+        finally:
+            self.s._cognito_call("AdminDeleteUser", {"UserPoolId": self.s.pool_id,
+                                                     "Username": "mallory"})
+            self.s._cognito_call("AdminUpdateUserAttributes", {
+                "UserPoolId": self.s.pool_id, "Username": "londo",
+                "UserAttributes": [{"Name": "preferred_username", "Value": "londo"}]})
 
     # ---- 06 timeouts -----------------------------------------------------------------
     def test_06_statement_timeout_and_deadline(self):

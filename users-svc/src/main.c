@@ -4,7 +4,9 @@
  *   users-svc migrate            apply the embedded schema migrations
  *   users-svc seed               insert the dev users (idempotent)
  *   users-svc sync-cognito [--json] [--pool POOL_ID]
- *                                link Cognito subs to users, print the report
+ *                                link Cognito subs to unlinked users, print the report
+ *   users-svc link HANDLE SUB    operator: link the user HANDLE to Cognito sub SUB
+ *   users-svc unlink HANDLE      operator: remove the user's link to Cognito
  *
  * Configuration comes from the environment (README.md); a missing or bad
  * required variable stops the program with one line on stderr, exit 2.
@@ -20,6 +22,7 @@
 #include "cruddur/rpc.h"
 #include "cruddur/ts.h"
 #include "usr_db.h"
+#include "usr_link.h"
 #include "usr_migrate.h"
 #include "usr_svc.h"
 #include "usr_sync.h"
@@ -32,7 +35,9 @@ static void usage(FILE *f) {
              "       users-svc migrate               apply schema migrations\n"
              "       users-svc seed                  insert the dev users (idempotent)\n"
              "       users-svc sync-cognito [--json] [--pool POOL_ID]\n"
-             "                                       link Cognito subs to users by handle\n"
+             "                                       link Cognito subs to unlinked users\n"
+             "       users-svc link HANDLE SUB       link user HANDLE to Cognito sub SUB\n"
+             "       users-svc unlink HANDLE         remove user HANDLE's link to Cognito\n"
              "environment: CONNECTION_URL (required), PG_POOL_SIZE, USERS_LISTEN, RPC_WORKERS,\n"
              "  RPC_MAX_CONNECTION_AGE_S, AWS_REGION, AWS_COGNITO_USER_POOL_ID,\n"
              "  AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER,\n"
@@ -168,6 +173,56 @@ static int cmd_sync(int argc, char **argv) {
   return rc;
 }
 
+/* ---- link / unlink ------------------------------------------------------ */
+
+/* The only way a row's identity changes after it is linked: an operator
+ * names the handle and the sub. Every change is logged (old and new sub, by
+ * handle) and printed, so the audit trail names it. */
+static int cmd_link(const char *cmd, int argc, char **argv) {
+  int unlink = strcmp(cmd, "unlink") == 0;
+  if (argc != (unlink ? 1 : 2)) {
+    fprintf(stderr, "users-svc %s: want %s\n", cmd, unlink ? "HANDLE" : "HANDLE SUB");
+    usage(stderr);
+    return 2;
+  }
+  const char *handle = argv[0], *sub = unlink ? "" : argv[1];
+  uv_result v = uv_handle(handle);
+  if (v == UV_OK && !unlink) v = uv_cognito_user_id(sub);
+  if (v != UV_OK) {
+    fprintf(stderr, "users-svc %s: %s is %s\n", cmd, uv_handle(handle) != UV_OK ? "HANDLE" : "SUB",
+            uv_strerror(v));
+    return 2;
+  }
+  upg_pool *pool;
+  if (udb_pool_new(connection_url(), 1, &pool) != 0) {
+    fprintf(stderr, "users-svc %s: out of memory\n", cmd);
+    return 1;
+  }
+  usr_link_change ch;
+  usr_err e = usr_link_set(pool, handle, sub, ts_mono_us() + 30 * 1000000LL, &ch);
+  upg_pool_free(pool);
+  if (e == USR_E_EXISTS) {
+    fprintf(stderr, "users-svc %s: sub %s is linked to user %s; unlink that user first\n", cmd,
+            sub, ch.holder[0] != '\0' ? ch.holder : "(another user)");
+    return 1;
+  }
+  if (e != USR_OK) {
+    fprintf(stderr, "users-svc %s: %s: %s\n", cmd, handle,
+            e == USR_E_NOT_FOUND ? "no such user" : usr_strerror(e));
+    return 1;
+  }
+  const char *was = ch.old_sub[0] != '\0' ? ch.old_sub : "(none)";
+  const char *now = ch.new_sub[0] != '\0' ? ch.new_sub : "(none)";
+  if (strcmp(ch.old_sub, ch.new_sub) == 0) {
+    printf("%s: unchanged, linked to %s\n", ch.handle, now);
+    return 0;
+  }
+  log_warn("identity link changed by operator: user %s from sub %s to sub %s", ch.handle, was,
+           now);
+  printf("%s: %s -> %s\n", ch.handle, was, now);
+  return 0;
+}
+
 /* ---- serve -------------------------------------------------------------- */
 
 static int cmd_serve(void) {
@@ -233,6 +288,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(cmd, "sync-cognito") == 0) return cmd_sync(argc - 2, argv + 2);
+  if (strcmp(cmd, "link") == 0 || strcmp(cmd, "unlink") == 0)
+    return cmd_link(cmd, argc - 2, argv + 2);
   int known = strcmp(cmd, "serve") == 0 || strcmp(cmd, "migrate") == 0 || strcmp(cmd, "seed") == 0;
   if (!known) {
     fprintf(stderr, "users-svc: unknown command \"%s\"\n", cmd);

@@ -242,28 +242,55 @@ static void test_classify(void) {
   size_t n = 0;
   CHECK(usr_sync_classify(&l, &rep, &c, &n) == USR_OK, "classify");
   CHECK(rep.scanned == 9, "scanned %d", rep.scanned);
-  CHECK(rep.incomplete == 3, "incomplete %d", rep.incomplete);
-  CHECK(rep.unmatched == 1, "unmatched %d", rep.unmatched);
-  CHECK(rep.conflicts == 4, "conflicts %d", rep.conflicts);
-  CHECK(n == 5, "candidates %zu", n);
-  CHECK(rep.n_names == 4 && streq(rep.names[0], "nopref") && streq(rep.names[3], "weird"),
+  CHECK(rep.incomplete == 2, "incomplete %d", rep.incomplete); /* nosub, badsub */
+  CHECK(rep.unmatched == 0, "unmatched %d", rep.unmatched);
+  CHECK(rep.conflicts == 2, "conflicts %d", rep.conflicts); /* dup1, dup2 */
+  CHECK(n == 7, "candidates %zu", n);
+  CHECK(rep.n_names == 2 && streq(rep.names[0], "nosub") && streq(rep.names[1], "badsub"),
         "names %zu", rep.n_names);
-  CHECK(rep.n_conflict_names == 4, "conflict names %zu", rep.n_conflict_names);
-  int live = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (!c[i].conflict) {
-      live++;
-      CHECK(streq(c[i].handle, "andrewbrown") && streq(c[i].sub, "s-1"), "survivor %s",
-            c[i].handle);
-    }
-    if (i > 0) CHECK(strcmp(c[i - 1].handle, c[i].handle) <= 0, "sorted by handle");
-  }
-  CHECK(live == 1, "one candidate left, got %d", live);
+  CHECK(rep.n_conflict_names == 2, "conflict names %zu", rep.n_conflict_names);
+  for (size_t i = 1; i < n; i++)
+    CHECK(strcmp(c[i - 1].handle, c[i].handle) <= 0, "sorted by handle");
   /* handles are lower-cased for the case-insensitive match */
   int lower_ok = 0;
   for (size_t i = 0; i < n; i++)
     lower_ok |= streq(c[i].handle, "bayko") && streq(c[i].sub, "s-2");
   CHECK(lower_ok, "Bayko lower-cased");
+
+  /* Nobody linked yet: two unlinked users claiming "bayko" are both
+   * conflicts; no preferred_username is incomplete, a bad shape unmatched. */
+  usr_sync_report r1 = rep;
+  r1.n_names = r1.n_conflict_names = 0;
+  usr_sync_claims(c, n, &r1);
+  CHECK(r1.conflicts == 4 && r1.incomplete == 3 && r1.unmatched == 1 && r1.matched == 0,
+        "claims: conflicts %d incomplete %d unmatched %d", r1.conflicts, r1.incomplete,
+        r1.unmatched);
+  CHECK(r1.n_conflict_names == 2 && r1.n_names == 2, "claims names %zu %zu",
+        r1.n_conflict_names, r1.n_names);
+  int open = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!c[i].conflict && c[i].claim == USR_CLAIM_OK) {
+      open++;
+      CHECK(streq(c[i].handle, "andrewbrown") && streq(c[i].sub, "s-1"), "open %s", c[i].handle);
+    }
+  CHECK(open == 1, "one open claim left, got %d", open);
+  usr_sync_report_free(&r1);
+
+  /* bay's sub is linked already: bay is matched by sub and its
+   * preferred_username claims nothing, so bay2's claim is not a conflict
+   * (the database decides whether the row is free). */
+  for (size_t i = 0; i < n; i++) {
+    if (!streq(c[i].sub, "s-9")) c[i].conflict = 0;
+    c[i].linked = streq(c[i].sub, "s-2");
+  }
+  usr_sync_report r2;
+  memset(&r2, 0, sizeof r2);
+  usr_sync_claims(c, n, &r2);
+  CHECK(r2.matched == 1 && r2.conflicts == 0, "linked: matched %d conflicts %d", r2.matched,
+        r2.conflicts);
+  for (size_t i = 0; i < n; i++)
+    if (streq(c[i].sub, "s-3")) CHECK(!c[i].conflict && !c[i].linked, "bay2 stays open");
+  usr_sync_report_free(&r2);
   free(c);
   usr_sync_report_free(&rep);
   ucog_list_free(&l);

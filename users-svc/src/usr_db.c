@@ -27,17 +27,24 @@ const upg_stmt udb_stmts[UDB_N_STMTS] = {
                     " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING " UDB_COLS},
     [UDB_SEED] = {"seed", "INSERT INTO users (display_name, handle, email) VALUES ($1, $2, $3)"
                           " ON CONFLICT (lower(handle)) DO NOTHING"},
+    /* Rows are locked so that the picture the sync decides on holds until
+     * it commits. */
+    [UDB_SYNC_BY_SUB] = {"sync_by_sub", "SELECT cognito_user_id FROM users"
+                                        " WHERE cognito_user_id = ANY($1::text[]) FOR UPDATE"},
     [UDB_SYNC_BY_HANDLE] = {"sync_by_handle",
                             "SELECT uuid::text, lower(handle), coalesce(cognito_user_id, '')"
                             " FROM users WHERE lower(handle) = ANY($1::text[]) FOR UPDATE"},
-    [UDB_SYNC_BY_SUB] = {"sync_by_sub",
-                         "SELECT uuid::text, lower(handle), cognito_user_id"
-                         " FROM users WHERE cognito_user_id = ANY($1::text[]) FOR UPDATE"},
-    [UDB_SYNC_CLEAR] = {"sync_clear",
-                        "UPDATE users SET cognito_user_id = NULL WHERE uuid = ANY($1::uuid[])"},
-    [UDB_SYNC_SET] = {"sync_set", "UPDATE users AS u SET cognito_user_id = v.sub"
-                                  " FROM unnest($1::uuid[], $2::text[]) AS v(uuid, sub)"
-                                  " WHERE u.uuid = v.uuid"},
+    /* Fills empty links only: the sync never moves a linked row. */
+    [UDB_SYNC_LINK] = {"sync_link", "UPDATE users AS u SET cognito_user_id = v.sub"
+                                    " FROM unnest($1::uuid[], $2::text[]) AS v(uuid, sub)"
+                                    " WHERE u.uuid = v.uuid AND u.cognito_user_id IS NULL"},
+    /* users-svc link / unlink (usr_link.c), inside one transaction. */
+    [UDB_LINK_ROW] = {"link_row", "SELECT uuid::text, handle, coalesce(cognito_user_id, '')"
+                                  " FROM users WHERE lower(handle) = lower($1) FOR UPDATE"},
+    [UDB_LINK_HOLDER] = {"link_holder",
+                         "SELECT handle FROM users WHERE cognito_user_id = $1 FOR UPDATE"},
+    [UDB_LINK_SET] = {"link_set", "UPDATE users SET cognito_user_id = nullif($2, '')"
+                                  " WHERE uuid = $1::uuid"},
 };
 
 int udb_pool_new(const char *url, int size, upg_pool **out) {

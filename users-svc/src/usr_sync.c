@@ -32,10 +32,15 @@ static int usr_sync__by_sub(const void *a, const void *b) {
   return strcmp((*(usr_sync_cand *const *)a)->sub, (*(usr_sync_cand *const *)b)->sub);
 }
 
-static void usr_sync__conflict(usr_sync_report *rep, usr_sync_cand *c) {
+/* Marks c a conflict, counts and names it, and says why in the log (at
+ * most USR_SYNC_MAX_NAMES lines a run: the report names no more either). */
+static void usr_sync__conflict(usr_sync_report *rep, usr_sync_cand *c, const char *why) {
   if (c->conflict) return;
   c->conflict = 1;
   rep->conflicts++;
+  if (rep->n_conflict_names < USR_SYNC_MAX_NAMES)
+    log_warn("cognito sync: conflict: Cognito user %s (sub %s) %s; nothing changed", c->username,
+             c->sub, why);
   usr_sync__name(rep->conflict_names, &rep->n_conflict_names, c->username);
 }
 
@@ -52,39 +57,34 @@ usr_err usr_sync_classify(const ucog_list *list, usr_sync_report *rep, usr_sync_
   rep->scanned += (int)list->n;
   for (size_t i = 0; i < list->n; i++) {
     const ucog_user *u = &list->v[i];
-    if (u->sub == NULL || u->preferred_username == NULL || u->preferred_username[0] == '\0' ||
-        uv_cognito_user_id(u->sub) != UV_OK) {
+    if (u->sub == NULL || uv_cognito_user_id(u->sub) != UV_OK) {
       rep->incomplete++;
       usr_sync__name(rep->names, &rep->n_names, u->username);
       continue;
     }
-    if (uv_handle(u->preferred_username) != UV_OK) {
-      rep->unmatched++; /* no handle can have that shape */
-      usr_sync__name(rep->names, &rep->n_names, u->username);
-      continue;
-    }
     usr_sync_cand *k = &c[n++];
-    for (size_t j = 0; u->preferred_username[j] != '\0'; j++)
-      k->handle[j] = (char)tolower((unsigned char)u->preferred_username[j]);
+    const char *pref = u->preferred_username;
+    if (pref == NULL || pref[0] == '\0') {
+      k->claim = USR_CLAIM_NONE;
+    } else if (uv_handle(pref) != UV_OK) {
+      k->claim = USR_CLAIM_BAD_SHAPE; /* no handle can have that shape */
+    } else {
+      for (size_t j = 0; pref[j] != '\0'; j++)
+        k->handle[j] = (char)tolower((unsigned char)pref[j]);
+    }
     k->sub = u->sub;
     k->username = u->username != NULL ? u->username : "";
     k->row = -1;
   }
   if (n > 1) {
     qsort(c, n, sizeof *c, usr_sync__by_handle);
-    for (size_t i = 1; i < n; i++) {
-      if (strcmp(c[i].handle, c[i - 1].handle) == 0) {
-        usr_sync__conflict(rep, &c[i - 1]);
-        usr_sync__conflict(rep, &c[i]);
-      }
-    }
     for (size_t i = 0; i < n; i++)
       by_sub[i] = &c[i];
     qsort(by_sub, n, sizeof *by_sub, usr_sync__by_sub);
     for (size_t i = 1; i < n; i++) {
       if (strcmp(by_sub[i]->sub, by_sub[i - 1]->sub) == 0) {
-        usr_sync__conflict(rep, by_sub[i - 1]);
-        usr_sync__conflict(rep, by_sub[i]);
+        usr_sync__conflict(rep, by_sub[i - 1], "shares its sub with another Cognito user");
+        usr_sync__conflict(rep, by_sub[i], "shares its sub with another Cognito user");
       }
     }
   }
@@ -94,30 +94,79 @@ usr_err usr_sync_classify(const ucog_list *list, usr_sync_report *rep, usr_sync_
   return USR_OK;
 }
 
-static usr_sync_cand *usr_sync__find_handle(usr_sync_cand *c, size_t n, const char *handle) {
-  usr_sync_cand key;
-  snprintf(key.handle, sizeof key.handle, "%s", handle);
-  return bsearch(&key, c, n, sizeof *c, usr_sync__by_handle);
+/* Still to be decided after the by-sub lookup: not a conflict, not linked. */
+static int usr_sync__open(const usr_sync_cand *k) {
+  return !k->conflict && !k->linked;
 }
 
-/* The candidates still in play (not conflicts): their handles or subs as an
- * array literal. */
+void usr_sync_claims(usr_sync_cand *c, size_t n, usr_sync_report *rep) {
+  for (size_t i = 0; i < n; i++) {
+    usr_sync_cand *k = &c[i];
+    if (k->conflict) continue;
+    if (k->linked) {
+      rep->matched++;
+    } else if (k->claim != USR_CLAIM_OK) {
+      if (k->claim == USR_CLAIM_NONE)
+        rep->incomplete++;
+      else
+        rep->unmatched++;
+      usr_sync__name(rep->names, &rep->n_names, k->username);
+    }
+  }
+  /* c is sorted by handle: equal claims are neighbours. Only unlinked users
+   * compete for a row; a linked user's preferred_username claims nothing. */
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && strcmp(c[j].handle, c[i].handle) == 0)
+      j++;
+    size_t open = 0;
+    for (size_t k = i; k < j; k++)
+      open += usr_sync__open(&c[k]) && c[k].claim == USR_CLAIM_OK;
+    if (open > 1)
+      for (size_t k = i; k < j; k++)
+        if (usr_sync__open(&c[k]) && c[k].claim == USR_CLAIM_OK)
+          usr_sync__conflict(rep, &c[k], "claims a handle other Cognito users also claim");
+    i = j;
+  }
+}
+
+/* The candidates whose sub (or handle) the database must look up, as an
+ * array literal: subs of all non-conflicts, handles of the open claims. */
 static char *usr_sync__literal(usr_sync_cand *c, size_t n, int subs) {
   const char **v = malloc((n + 1) * sizeof *v);
   if (v == NULL) return NULL;
   size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!c[i].conflict) v[k++] = subs ? c[i].sub : c[i].handle;
+  for (size_t i = 0; i < n; i++) {
+    if (subs && !c[i].conflict) v[k++] = c[i].sub;
+    if (!subs && usr_sync__open(&c[i]) && c[i].claim == USR_CLAIM_OK) v[k++] = c[i].handle;
+  }
   char *s = udb_array_literal(v, k, 0);
   free(v);
   return s;
 }
 
+/* The open candidate claiming `handle` (at most one after usr_sync_claims). */
+static usr_sync_cand *usr_sync__open_claim(usr_sync_cand *c, size_t n, const char *handle) {
+  usr_sync_cand key;
+  snprintf(key.handle, sizeof key.handle, "%s", handle);
+  usr_sync_cand *hit = bsearch(&key, c, n, sizeof *c, usr_sync__by_handle);
+  if (hit == NULL) return NULL;
+  while (hit > c && strcmp(hit[-1].handle, handle) == 0)
+    hit--;
+  for (; hit < c + n && strcmp(hit->handle, handle) == 0; hit++)
+    if (usr_sync__open(hit)) return hit;
+  return NULL;
+}
+
+static int usr_sync__cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 typedef struct usr_sync_tx {
   upg_conn *conn;
   int64_t deadline_us;
-  PGresult *rows;    /* UDB_SYNC_BY_HANDLE: uuid, lower(handle), sub */
-  PGresult *holders; /* UDB_SYNC_BY_SUB: uuid, lower(handle), sub */
+  PGresult *linked; /* UDB_SYNC_BY_SUB: cognito_user_id */
+  PGresult *rows;   /* UDB_SYNC_BY_HANDLE: uuid, lower(handle), sub or '' */
 } usr_sync_tx;
 
 static usr_err usr_sync__exec1(usr_sync_tx *tx, int stmt, int n, const char *const *params,
@@ -130,9 +179,34 @@ static usr_err usr_sync__exec1(usr_sync_tx *tx, int stmt, int n, const char *con
   return e;
 }
 
-/* Steps 2..6 of the transaction; see usr_sync_apply. */
+/* Marks the candidates whose sub some row holds already. */
+static usr_err usr_sync__mark_linked(usr_sync_tx *tx, usr_sync_cand *c, size_t n) {
+  char *lit = usr_sync__literal(c, n, 1);
+  if (lit == NULL) return USR_E_INTERNAL;
+  const char *p[1] = {lit};
+  usr_err e = usr_sync__exec1(tx, UDB_SYNC_BY_SUB, 1, p, &tx->linked);
+  free(lit);
+  if (e != USR_OK) return e;
+  int rows = PQntuples(tx->linked);
+  const char **held = malloc(((size_t)rows + 1) * sizeof *held);
+  if (held == NULL) return USR_E_INTERNAL;
+  for (int i = 0; i < rows; i++)
+    held[i] = PQgetvalue(tx->linked, i, 0);
+  qsort(held, (size_t)rows, sizeof *held, usr_sync__cmp_str);
+  for (size_t i = 0; i < n; i++)
+    if (!c[i].conflict)
+      c[i].linked =
+          bsearch(&c[i].sub, held, (size_t)rows, sizeof *held, usr_sync__cmp_str) != NULL;
+  free(held);
+  return USR_OK;
+}
+
+/* Steps 2..5 of the transaction; see usr_sync_apply. */
 static usr_err usr_sync__tx(usr_sync_tx *tx, usr_sync_cand *c, size_t n, usr_sync_report *rep) {
-  usr_err e;
+  usr_err e = usr_sync__mark_linked(tx, c, n);
+  if (e != USR_OK) return e;
+  usr_sync_claims(c, n, rep);
+
   char *lit = usr_sync__literal(c, n, 0);
   if (lit == NULL) return USR_E_INTERNAL;
   const char *p1[1] = {lit};
@@ -140,43 +214,8 @@ static usr_err usr_sync__tx(usr_sync_tx *tx, usr_sync_cand *c, size_t n, usr_syn
   free(lit);
   if (e != USR_OK) return e;
   for (int i = 0; i < PQntuples(tx->rows); i++) {
-    usr_sync_cand *k = usr_sync__find_handle(c, n, PQgetvalue(tx->rows, i, 1));
+    usr_sync_cand *k = usr_sync__open_claim(c, n, PQgetvalue(tx->rows, i, 1));
     if (k != NULL) k->row = i;
-  }
-
-  lit = usr_sync__literal(c, n, 1);
-  if (lit == NULL) return USR_E_INTERNAL;
-  p1[0] = lit;
-  e = usr_sync__exec1(tx, UDB_SYNC_BY_SUB, 1, p1, &tx->holders);
-  free(lit);
-  if (e != USR_OK) return e;
-
-  /* Who holds each wanted sub today? If another row does, this candidate
-   * can only be applied when that row is itself re-linked by the sync. */
-  for (int h = 0; h < PQntuples(tx->holders); h++) {
-    const char *sub = PQgetvalue(tx->holders, h, 2);
-    const char *holder_uuid = PQgetvalue(tx->holders, h, 0);
-    for (size_t i = 0; i < n; i++) {
-      usr_sync_cand *k = &c[i];
-      if (k->conflict || k->row < 0 || strcmp(k->sub, sub) != 0) continue;
-      if (strcmp(PQgetvalue(tx->rows, k->row, 0), holder_uuid) == 0) break; /* already ours */
-      usr_sync_cand *other = usr_sync__find_handle(c, n, PQgetvalue(tx->holders, h, 1));
-      if (other == NULL || other->row < 0)
-        usr_sync__conflict(rep, k);
-      else
-        k->dep = other;
-      break;
-    }
-  }
-  /* A candidate waiting on a conflict is a conflict too, transitively. */
-  for (int changed = 1; changed;) {
-    changed = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (!c[i].conflict && c[i].dep != NULL && c[i].dep->conflict) {
-        usr_sync__conflict(rep, &c[i]);
-        changed = 1;
-      }
-    }
   }
 
   const char **uuids = malloc((n + 1) * sizeof *uuids);
@@ -188,16 +227,18 @@ static usr_err usr_sync__tx(usr_sync_tx *tx, usr_sync_cand *c, size_t n, usr_syn
   }
   size_t changes = 0;
   for (size_t i = 0; i < n; i++) {
-    if (c[i].conflict) continue;
-    if (c[i].row < 0) {
+    usr_sync_cand *k = &c[i];
+    if (!usr_sync__open(k) || k->claim != USR_CLAIM_OK) continue;
+    if (k->row < 0) {
       rep->unmatched++;
-      usr_sync__name(rep->names, &rep->n_names, c[i].username);
-      continue;
-    }
-    rep->matched++;
-    if (strcmp(PQgetvalue(tx->rows, c[i].row, 2), c[i].sub) != 0) {
-      uuids[changes] = PQgetvalue(tx->rows, c[i].row, 0);
-      subs[changes] = c[i].sub;
+      usr_sync__name(rep->names, &rep->n_names, k->username);
+    } else if (PQgetvalue(tx->rows, k->row, 2)[0] != '\0') {
+      /* Linked to another sub (ours is linked nowhere): that identity keeps it. */
+      usr_sync__conflict(rep, k, "claims a handle linked to another identity");
+    } else {
+      rep->matched++;
+      uuids[changes] = PQgetvalue(tx->rows, k->row, 0);
+      subs[changes] = k->sub;
       changes++;
     }
   }
@@ -206,15 +247,11 @@ static usr_err usr_sync__tx(usr_sync_tx *tx, usr_sync_cand *c, size_t n, usr_syn
     char *lu = udb_array_literal(uuids, changes, 0);
     char *ls = udb_array_literal(subs, changes, 0);
     PGresult *r = NULL;
-    if (lu == NULL || ls == NULL) e = USR_E_INTERNAL;
-    /* Clear first, then set: swaps and moves between rows never collide
-     * with the unique index midway. */
-    const char *pc[1] = {lu};
-    if (e == USR_OK) e = usr_sync__exec1(tx, UDB_SYNC_CLEAR, 1, pc, &r);
-    PQclear(r);
-    r = NULL;
     const char *ps[2] = {lu, ls};
-    if (e == USR_OK) e = usr_sync__exec1(tx, UDB_SYNC_SET, 2, ps, &r);
+    e = lu == NULL || ls == NULL ? USR_E_INTERNAL : usr_sync__exec1(tx, UDB_SYNC_LINK, 2, ps, &r);
+    /* The rows are locked and were unlinked, so every one must take its
+     * sub; anything else means our picture of the table is wrong. */
+    if (e == USR_OK && strtoull(PQcmdTuples(r), NULL, 10) != changes) e = USR_E_ABORTED;
     PQclear(r);
     free(lu);
     free(ls);
@@ -251,7 +288,7 @@ usr_err usr_sync_apply(upg_pool *pool, const ucog_list *list, int64_t deadline_u
     upg_release(tx.conn); /* closes it if the transaction is still open */
   }
   PQclear(tx.rows);
-  PQclear(tx.holders);
+  PQclear(tx.linked);
   free(c);
   if (e != USR_OK) {
     /* Nothing was written: keep the counts honest about that. Names the
