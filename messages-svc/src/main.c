@@ -77,6 +77,7 @@ static int serve(void) {
   long workers = cfg_int("RPC_WORKERS", 16, 1, 256);
   long conn_age_s = cfg_int("RPC_MAX_CONNECTION_AGE_S", 300, 1, 86400);
   long cache = cfg_int("MEMBERSHIP_CACHE_ENTRIES", 65536, 8, 4194304);
+  long window = cfg_int("IDEMPOTENCY_WINDOW_S", STORE_REQ_TTL_S, 1, 30L * 24 * 3600);
   msgs_svc svc;
   memset(&svc, 0, sizeof svc);
   int k = token_key_init(&svc.key, getenv("PAGE_TOKEN_SECRET"));
@@ -93,6 +94,7 @@ static int serve(void) {
     aws_client_free(ddb);
     return 1;
   }
+  svc.req_window_s = window;
   rpc_server_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.listen = listen;

@@ -23,6 +23,7 @@ int msgs_svc_init(msgs_svc *svc, aws_client *ddb, const char *table, size_t cach
   svc->st.table = table;
   svc->cache = mcache_new(cache_entries);
   if (svc->cache == NULL) return -1;
+  svc->req_window_s = STORE_REQ_TTL_S;
   pthread_mutex_init(&svc->health_mu, NULL);
   svc->health_checked_us = 0;
   svc->health_ok = 0;
@@ -301,7 +302,8 @@ static grpc_status_code h_create_message(rpc_call *call, const ProtobufCMessage 
     memset(&mine, 0, sizeof mine);
     mine.kind = 'm';
     mine.msg = m;
-    int rc = store_request_claim(&svc->st, req->request_id, &mine, deadline, &rec, &err);
+    int rc = store_request_claim(&svc->st, req->request_id, &mine, svc->req_window_s, deadline,
+                                 &rec, &err);
     if (rc == STORE_ERR) return fail_aws(call, "PutItem request", &err);
     if (rc == STORE_NO) {
       if (rec.kind != 'm' || strcmp(rec.msg.group, m.group) != 0) return reused_request_id(call);
@@ -349,7 +351,8 @@ static grpc_status_code h_create_group(rpc_call *call, const ProtobufCMessage *r
     mine.msg = m;
     mine.other = recipient;
     mine.created = created;
-    int rc = store_request_claim(&svc->st, req->request_id, &mine, deadline, &rec, &err);
+    int rc = store_request_claim(&svc->st, req->request_id, &mine, svc->req_window_s, deadline,
+                                 &rec, &err);
     if (rc == STORE_ERR) return fail_aws(call, "PutItem request", &err);
     if (rc == STORE_NO) {
       if (rec.kind != 'g' || strcmp(rec.other.uuid, recipient.uuid) != 0 ||

@@ -16,6 +16,7 @@ typedef struct msgs_svc {
   store st;      /* ddb and table are references owned by main */
   mcache *cache; /* owned */
   token_key key;
+  long req_window_s; /* idempotency window (IDEMPOTENCY_WINDOW_S) */
   pthread_mutex_t health_mu;
   int64_t health_checked_us; /* monotonic */
   int health_ok;

@@ -430,10 +430,22 @@ static int req_from_item(const cJSON *item, store_req *out) {
   return 0;
 }
 
-int store_request_claim(store *s, const char *request_id, const store_req *mine, int64_t deadline,
-                        store_req *recorded, aws_error *err) {
-  char pk[KEYS_PK_MAX + 1], ts[TS_STORED_LEN + 1];
-  keys_pk("REQ#", mine->msg.sender.uuid, pk);
+/* 1 when a REQ item's window is over at `now_s` (expires_at <= now). An
+ * item without a readable expires_at never expires: it was written by us. */
+static int req_expired(const cJSON *item, long long now_s) {
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(item, "expires_at");
+  const cJSON *n = a ? cJSON_GetObjectItemCaseSensitive(a, "N") : NULL;
+  if (!cJSON_IsString(n)) return 0;
+  char *end;
+  long long v = strtoll(n->valuestring, &end, 10);
+  return *end == '\0' && v <= now_s;
+}
+
+/* One conditional PutItem of the REQ item: STORE_OK written, STORE_NO a live
+ * record holds the key (ConditionalCheckFailed), STORE_ERR otherwise. */
+static int req_put(store *s, const char *pk, const char *request_id, const store_req *mine,
+                   long long now_s, long window_s, int64_t deadline, aws_error *err) {
+  char ts[TS_STORED_LEN + 1];
   if (ts_format_stored(mine->msg.created_us, ts) != 0) {
     set_nomem(err);
     return STORE_ERR;
@@ -459,23 +471,48 @@ int store_request_claim(store *s, const char *request_id, const store_req *mine,
         bad |= put_party(item, "other", &mine->other);
         bad |= add_bool(item, "created", mine->created);
       }
-      bad |= add_n(item, "expires_at", (long long)(ts_now_us() / 1000000 + STORE_REQ_TTL_S));
+      bad |= add_n(item, "expires_at", now_s + window_s);
     }
-    bad |= cJSON_AddStringToObject(b, "ConditionExpression", "attribute_not_exists(pk)") == NULL;
+    bad |= cJSON_AddStringToObject(b, "ConditionExpression",
+                                   "attribute_not_exists(pk) OR expires_at <= :now") == NULL;
+    cJSON *v = add_obj(b, "ExpressionAttributeValues");
+    bad |= v == NULL || add_n(v, ":now", now_s) != 0;
   }
   int rc = run(s, "PutItem", b, bad, deadline, NULL, err);
-  if (rc == STORE_OK || !store_is_condfail(err)) return rc;
-  cJSON *resp = NULL;
-  if (get_item(s, pk, request_id, deadline, &resp, err) != STORE_OK) return STORE_ERR;
-  const cJSON *item = cJSON_GetObjectItemCaseSensitive(resp, "Item");
-  store_req r;
-  if (item == NULL || req_from_item(item, &r) != 0) {
+  if (rc == STORE_ERR && store_is_condfail(err)) return STORE_NO;
+  return rc;
+}
+
+/* Attempts of put-then-read. Another round is needed only when the record
+ * that refused our put is gone or expired by the time we read it (its
+ * window ended in between, or TTL deleted it): rare, so 3 is plenty. */
+#define STORE_REQ_ROUNDS 3
+
+int store_request_claim(store *s, const char *request_id, const store_req *mine, long window_s,
+                        int64_t deadline, store_req *recorded, aws_error *err) {
+  char pk[KEYS_PK_MAX + 1];
+  keys_pk("REQ#", mine->msg.sender.uuid, pk);
+  for (int round = 0; round < STORE_REQ_ROUNDS; round++) {
+    long long now_s = (long long)(ts_now_us() / 1000000);
+    int rc = req_put(s, pk, request_id, mine, now_s, window_s, deadline, err);
+    if (rc != STORE_NO) return rc;
+    cJSON *resp = NULL;
+    if (get_item(s, pk, request_id, deadline, &resp, err) != STORE_OK) return STORE_ERR;
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(resp, "Item");
+    if (item == NULL || req_expired(item, (long long)(ts_now_us() / 1000000))) {
+      cJSON_Delete(resp);
+      continue; /* absent now: claim again */
+    }
+    store_req r;
+    if (req_from_item(item, &r) != 0) {
+      cJSON_Delete(resp);
+      return internal(err, "request item unreadable");
+    }
     cJSON_Delete(resp);
-    return internal(err, "request item unreadable");
+    *recorded = r;
+    return STORE_NO;
   }
-  cJSON_Delete(resp);
-  *recorded = r;
-  return STORE_NO;
+  return internal(err, "request item keeps expiring under us");
 }
 
 int store_describe(store *s, int64_t deadline, aws_error *err) {

@@ -24,7 +24,7 @@ enum { STORE_OK = 0, STORE_NO = 1, STORE_ERR = -1 };
 #define STORE_LSI "last-activity-index"
 #define STORE_GSI "message-group-sk-index"
 #define STORE_TEXT_MAX 4096 /* bytes: 1024 code points of up to 4 bytes */
-#define STORE_REQ_TTL_S (24 * 3600)
+#define STORE_REQ_TTL_S (24 * 3600) /* default idempotency window */
 
 typedef struct store {
   aws_client *ddb;   /* reference */
@@ -95,11 +95,16 @@ int store_post(store *s, const store_msg *m, const store_party *other, int64_t d
 int store_pair_claim(store *s, const char *a, const char *b, const char *candidate,
                      int64_t deadline, char winner[37], int *created, aws_error *err);
 
-/* Records `mine` under (sender, request_id) with attribute_not_exists(pk).
- * STORE_OK: recorded now. STORE_NO: an earlier request holds the key and
- * *recorded is what it stored (consistent read). */
-int store_request_claim(store *s, const char *request_id, const store_req *mine, int64_t deadline,
-                        store_req *recorded, aws_error *err);
+/* Records `mine` under (sender, request_id) for window_s seconds (> 0),
+ * with the condition "no record, or only an expired one" (attribute_not_exists(pk)
+ * OR expires_at <= now): an expired record counts as absent even before
+ * DynamoDB's TTL deletes it (lazily; dynalite never). Concurrent claims of
+ * one key still end with one record: the first put rewrites expires_at, so
+ * the others' condition fails. STORE_OK: recorded now. STORE_NO: an earlier
+ * request holds the key inside its window and *recorded is what it stored
+ * (consistent read). */
+int store_request_claim(store *s, const char *request_id, const store_req *mine, long window_s,
+                        int64_t deadline, store_req *recorded, aws_error *err);
 
 /* One page of messages, newest first when !forward. start_sk "" or NULL for
  * the first page. *resp is the Query answer (cJSON_Delete); its "Items"

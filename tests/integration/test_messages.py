@@ -479,6 +479,133 @@ class CrashRepair(unittest.TestCase):
                          sorted(["GRP#" + a.uuid, "GRP#" + b.uuid]))
 
 
+def spawn_messages_svc(extra, wait=True):
+    """Another messages-svc on the module's dynalite, with extra env, output
+    piped; returns (process, address), once it accepts calls when `wait`."""
+    import socket
+    import subprocess
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        port = so.getsockname()[1]
+    env = S.env()
+    env.update(extra)
+    env["MESSAGES_LISTEN"] = "127.0.0.1:%d" % port
+    p = subprocess.Popen([S.binary("messages-svc")], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    addr = "127.0.0.1:%d" % port
+    if wait:
+        with grpc.insecure_channel(addr) as ch:
+            grpc.channel_ready_future(ch).result(timeout=15)
+    return p, addr
+
+
+def stop_messages_svc(test, p):
+    p.terminate()
+    out, _ = p.communicate(timeout=15)
+    test.assertEqual(p.returncode, 0, out[-2000:])
+
+
+def expire_request(sender_uuid, rid):
+    """What a record looks like after its window when DynamoDB's TTL has not
+    deleted it yet (DynamoDB deletes lazily, dynalite never)."""
+    ddb("UpdateItem", {"TableName": "cruddur-messages",
+                       "Key": {"pk": {"S": "REQ#" + sender_uuid}, "sk": {"S": rid}},
+                       "UpdateExpression": "SET expires_at = :t",
+                       "ConditionExpression": "attribute_exists(pk)",
+                       "ExpressionAttributeValues": {":t": {"N": str(int(time.time()) - 5)}}})
+
+
+def concurrently(n, fn):
+    res, errs = [], []
+
+    def run():
+        try:
+            res.append(fn())
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errs.append(e)
+    ths = [threading.Thread(target=run) for _ in range(n)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    if errs:
+        raise errs[0]
+    return res
+
+
+class Idempotency(unittest.TestCase):
+    def test_expired_request_id_is_a_new_request(self):
+        a, b = party(), party()
+        g = start_group(a, b, "start").message_group_uuid
+        first = post(g, a, "monday", rid="daily").message
+        self.assertEqual(post(g, a, "monday", rid="daily").message.message_uuid,
+                         first.message_uuid)
+        expire_request(a.uuid, "daily")
+        second = post(g, a, "tuesday", rid="daily").message
+        self.assertNotEqual(second.message_uuid, first.message_uuid)
+        self.assertEqual(second.text, "tuesday")
+        self.assertEqual([m.text for m in list_msgs(g, b.uuid).messages],
+                         ["start", "monday", "tuesday"])
+        # The new record holds the key for a new window: a retry now is the
+        # second message again.
+        self.assertEqual(post(g, a, "tuesday", rid="daily").message.message_uuid,
+                         second.message_uuid)
+        # Concurrent retries of an expired key: exactly one new message.
+        expire_request(a.uuid, "daily")
+        res = concurrently(8, lambda: post(g, a, "wednesday", rid="daily").message.message_uuid)
+        self.assertEqual(len(set(res)), 1, res)
+        self.assertNotIn(res[0], (first.message_uuid, second.message_uuid))
+        self.assertEqual([m.text for m in list_msgs(g, b.uuid).messages],
+                         ["start", "monday", "tuesday", "wednesday"])
+        # The same for CreateMessageGroup.
+        c = party()
+        r1 = start_group(a, c, "hello c", rid="intro")
+        expire_request(a.uuid, "intro")
+        r2 = start_group(a, c, "hello again", rid="intro")
+        self.assertEqual(r2.message_group_uuid, r1.message_group_uuid)
+        self.assertNotEqual(r2.message.message_uuid, r1.message.message_uuid)
+        self.assertFalse(r2.created)
+        self.assertEqual([m.text for m in list_msgs(r1.message_group_uuid, c.uuid).messages],
+                         ["hello c", "hello again"])
+
+    def test_window_is_configurable(self):
+        p, addr = spawn_messages_svc({"IDEMPOTENCY_WINDOW_S": "3"})
+        try:
+            with grpc.insecure_channel(addr) as ch:
+                stub = stubs.messages_pb2_grpc.MessagesServiceStub(ch)
+
+                def send(text):
+                    return stub.CreateMessage(pb().CreateMessageRequest(
+                        message_group_uuid=g, sender=a, text=text, request_id="k1"),
+                        timeout=10).message
+                a, b = party(), party()
+                g = start_group(a, b, "start").message_group_uuid
+                t0 = time.time()
+                first = send("one")
+                # Within the window, concurrent retries store exactly one.
+                res = concurrently(6, lambda: send("one").message_uuid)
+                self.assertEqual(set(res), {first.message_uuid})
+                self.assertLess(time.time() - t0, 3, "the retries must run inside the window")
+                item = ddb("GetItem", {"TableName": "cruddur-messages", "ConsistentRead": True,
+                                       "Key": {"pk": {"S": "REQ#" + a.uuid}, "sk": {"S": "k1"}}})
+                self.assertLessEqual(int(item["Item"]["expires_at"]["N"]), int(t0) + 4)
+                time.sleep(max(0.0, t0 + 4.5 - time.time()))
+                second = send("two")
+                self.assertNotEqual(second.message_uuid, first.message_uuid)
+                self.assertEqual([m.text for m in list_msgs(g, b.uuid).messages],
+                                 ["start", "one", "two"])
+        finally:
+            stop_messages_svc(self, p)
+        for bad in ("0", "-1", "x", "99999999999"):
+            env = S.env()
+            env.update({"IDEMPOTENCY_WINDOW_S": bad, "MESSAGES_LISTEN": "127.0.0.1:0"})
+            import subprocess
+            r = subprocess.run([S.binary("messages-svc")], env=env, capture_output=True,
+                               text=True, timeout=15)
+            self.assertEqual(r.returncode, 2, (bad, r.stderr))
+            self.assertIn("IDEMPOTENCY_WINDOW_S", r.stderr)
+
+
 class Schema(unittest.TestCase):
     def test_schema_load_is_idempotent(self):
         r = S.run("messages-svc", "schema-load", "--json", check=True)
@@ -493,17 +620,7 @@ class Schema(unittest.TestCase):
 
 class Startup(unittest.TestCase):
     def spawn(self, extra):
-        import socket
-        import subprocess
-        with socket.socket() as so:
-            so.bind(("127.0.0.1", 0))
-            port = so.getsockname()[1]
-        env = S.env()
-        env.update(extra)
-        env["MESSAGES_LISTEN"] = "127.0.0.1:%d" % port
-        p = subprocess.Popen([S.binary("messages-svc")], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-        return p, "127.0.0.1:%d" % port
+        return spawn_messages_svc(extra, wait=False)
 
     def test_missing_table_is_unavailable_and_not_serving(self):
         p, addr = self.spawn({"DDB_MESSAGE_TABLE": "no-such-table"})
