@@ -1,8 +1,10 @@
 /* mcache.h - bounded in-process cache of group membership.
  *
  * A group's two participants never change, so "(group, user) is a member and
- * the other participant is X" stays true once seen: only positive answers are
- * cached. Set-associative (8 ways per set) with least-recently-used eviction
+ * the other participant has uuid X" stays true once seen: only positive
+ * answers are cached. The other's handle and display name are as last seen
+ * by this process (a rename elsewhere is not seen), so callers use them only
+ * where an old name cannot overwrite a newer one (store_post's other_fresh). Set-associative (8 ways per set) with least-recently-used eviction
  * inside a set, so memory is bounded by the capacity and every operation is
  * O(ways). Thread-safe (one mutex).
  */

@@ -101,7 +101,8 @@ static void other_to_cache(mcache_other *o, const store_party *p) {
 
 /* Membership: STATUS_OK and *other = the other participant when `user` is in
  * `group`; NOT_FOUND (same words as a missing group) otherwise. The cache
- * holds only positive answers, which never change. */
+ * holds only positive answers, which never change; the other participant's
+ * name in it may be old, so it is never written over a newer one. */
 static grpc_status_code member(msgs_svc *svc, rpc_call *call, const char *group, const char *user,
                                int64_t deadline, store_party *other) {
   mcache_other c;
@@ -310,8 +311,14 @@ static grpc_status_code h_create_message(rpc_call *call, const ProtobufCMessage 
       m = rec.msg; /* finish the earlier attempt; store_post is idempotent */
     }
   }
-  if (store_post(&svc->st, &m, &other, deadline, &err) != STORE_OK)
+  /* `other` is as this replica first saw it: store_post must not write it
+   * over the name the other participant's own messages keep current. */
+  if (store_post(&svc->st, &m, &other, 0, deadline, &err) != STORE_OK)
     return fail_aws(call, "store message", &err);
+  /* The other participant's cache entry now names the sender as they are. */
+  mcache_other o;
+  other_to_cache(&o, &m.sender);
+  mcache_put(svc->cache, m.group, other.uuid, &o);
   resp->message = pb_message(call, &m);
   return GRPC_STATUS_OK;
 }
@@ -363,7 +370,7 @@ static grpc_status_code h_create_group(rpc_call *call, const ProtobufCMessage *r
     }
   }
   /* Writes the message and creates or advances both group rows. */
-  if (store_post(&svc->st, &m, &recipient, deadline, &err) != STORE_OK)
+  if (store_post(&svc->st, &m, &recipient, 1, deadline, &err) != STORE_OK)
     return fail_aws(call, "store message", &err);
   mcache_other o;
   other_to_cache(&o, &recipient);

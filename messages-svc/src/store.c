@@ -280,8 +280,54 @@ int store_group_row_get(store *s, const char *owner, const char *group, int64_t 
   return STORE_OK;
 }
 
-int store_group_touch(store *s, const char *owner, const store_party *other, const store_msg *m,
-                      int64_t deadline, aws_error *err) {
+/* The row's attributes as a PutItem Item (the whole row). */
+static int group_row_item(cJSON *b, const char *pk, const store_party *other, const store_msg *m,
+                          const char *ts) {
+  /* The whole row, so a row lost to a crash is recreated whole: a PutItem
+   * (cheaper to evaluate than the same SET as an UpdateExpression). */
+  cJSON *item = add_obj(b, "Item");
+  if (item == NULL) return -1;
+  int bad = 0;
+  bad |= store_add_s(item, "pk", pk);
+  bad |= store_add_s(item, "sk", m->group);
+  bad |= store_add_s(item, "message_group_uuid", m->group);
+  bad |= put_party(item, "user", other);
+  bad |= store_add_s(item, "message", m->text);
+  bad |= store_add_s(item, "last_sk", m->sk);
+  bad |= store_add_s(item, "last_message_at", ts);
+  return bad;
+}
+
+/* The same row as an UpdateItem that writes the other participant's fields
+ * only where the row has none (if_not_exists): for a caller whose copy of
+ * `other` may be stale, so it cannot overwrite the name the other
+ * participant's own last message wrote. A missing row is still created whole. */
+static int group_row_update(cJSON *b, const char *pk, const store_party *other,
+                            const store_msg *m, const char *ts) {
+  cJSON *k = add_obj(b, "Key");
+  int bad = k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", m->group) != 0;
+  bad |= cJSON_AddStringToObject(
+             b, "UpdateExpression",
+             "SET message_group_uuid = :g, #msg = :m, last_sk = :s, last_message_at = :t, "
+             "user_uuid = if_not_exists(user_uuid, :ou), "
+             "user_handle = if_not_exists(user_handle, :oh), "
+             "user_display_name = if_not_exists(user_display_name, :on)") == NULL;
+  cJSON *n = add_obj(b, "ExpressionAttributeNames");
+  bad |= n == NULL || cJSON_AddStringToObject(n, "#msg", "message") == NULL;
+  cJSON *v = add_obj(b, "ExpressionAttributeValues");
+  if (v == NULL) return -1;
+  bad |= store_add_s(v, ":g", m->group);
+  bad |= store_add_s(v, ":m", m->text);
+  bad |= store_add_s(v, ":t", ts);
+  bad |= store_add_s(v, ":ou", other->uuid);
+  bad |= store_add_s(v, ":oh", other->handle);
+  bad |= store_add_s(v, ":on", other->display_name);
+  return bad;
+}
+
+/* store_group_touch, or with keep_other its UpdateItem form (above). */
+static int group_touch(store *s, const char *owner, const store_party *other, const store_msg *m,
+                       int keep_other, int64_t deadline, aws_error *err) {
   char pk[KEYS_PK_MAX + 1], ts[TS_STORED_LEN + 1];
   keys_pk("GRP#", owner, pk);
   if (ts_format_stored(m->created_us, ts) != 0) {
@@ -291,35 +337,35 @@ int store_group_touch(store *s, const char *owner, const store_party *other, con
   cJSON *b = body_new(s);
   int bad = b == NULL;
   if (b) {
-    /* The whole row, so a row lost to a crash is recreated whole: a PutItem
-     * (cheaper to evaluate than the same SET as an UpdateExpression). */
-    cJSON *item = add_obj(b, "Item");
-    bad |= item == NULL;
-    if (item) {
-      bad |= store_add_s(item, "pk", pk);
-      bad |= store_add_s(item, "sk", m->group);
-      bad |= store_add_s(item, "message_group_uuid", m->group);
-      bad |= put_party(item, "user", other);
-      bad |= store_add_s(item, "message", m->text);
-      bad |= store_add_s(item, "last_sk", m->sk);
-      bad |= store_add_s(item, "last_message_at", ts);
-    }
+    bad |= (keep_other ? group_row_update(b, pk, other, m, ts)
+                       : group_row_item(b, pk, other, m, ts)) != 0;
     bad |= cJSON_AddStringToObject(b, "ConditionExpression",
                                    "attribute_not_exists(last_sk) OR last_sk < :s") == NULL;
-    cJSON *v = add_obj(b, "ExpressionAttributeValues");
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "ExpressionAttributeValues");
+    if (v == NULL) v = add_obj(b, "ExpressionAttributeValues");
     bad |= v == NULL || store_add_s(v, ":s", m->sk) != 0;
   }
-  int rc = run(s, "PutItem", b, bad, deadline, NULL, err);
+  int rc = run(s, keep_other ? "UpdateItem" : "PutItem", b, bad, deadline, NULL, err);
   if (rc == STORE_ERR && store_is_condfail(err)) return STORE_NO;
   return rc;
 }
 
-int store_post(store *s, const store_msg *m, const store_party *other, int64_t deadline,
-               aws_error *err) {
+int store_group_touch(store *s, const char *owner, const store_party *other, const store_msg *m,
+                      int64_t deadline, aws_error *err) {
+  return group_touch(s, owner, other, m, 0, deadline, err);
+}
+
+int store_post(store *s, const store_msg *m, const store_party *other, int other_fresh,
+               int64_t deadline, aws_error *err) {
   /* Message first: a crash after it leaves a stored message whose preview
    * catches up with the next post; a crash before it stores nothing. */
   if (store_message_put(s, m, deadline, err) == STORE_ERR) return STORE_ERR;
-  if (store_group_touch(s, m->sender.uuid, other, m, deadline, err) == STORE_ERR) return STORE_ERR;
+  /* The sender's own row describes `other`: overwrite those fields only with
+   * a fresh copy. The other's row always gets the sender as the request
+   * names them now, so each participant's current name reaches the other's
+   * row with their next message and is never taken back. */
+  if (group_touch(s, m->sender.uuid, other, m, !other_fresh, deadline, err) == STORE_ERR)
+    return STORE_ERR;
   if (store_group_touch(s, other->uuid, &m->sender, m, deadline, err) == STORE_ERR)
     return STORE_ERR;
   return STORE_OK;

@@ -84,10 +84,13 @@ int store_group_touch(store *s, const char *owner, const store_party *other, con
                       int64_t deadline, aws_error *err);
 
 /* Stores m and makes it the latest of both group rows (sender's row
- * describing `other`, other's row describing the sender). Idempotent: safe
+ * describing `other`, other's row describing the sender). other_fresh: the
+ * caller's copy of `other` is current (it comes from the request), so it
+ * replaces the one on the sender's row; 0 when it may be stale (membership
+ * cache or an old row), so an existing row keeps its copy. Idempotent: safe
  * to repeat after a crash or for a retried request. */
-int store_post(store *s, const store_msg *m, const store_party *other, int64_t deadline,
-               aws_error *err);
+int store_post(store *s, const store_msg *m, const store_party *other, int other_fresh,
+               int64_t deadline, aws_error *err);
 
 /* Claims the pair item for a and b with `candidate` as the group uuid.
  * STORE_OK: *created = 1 and winner = candidate, or *created = 0 and winner

@@ -606,6 +606,57 @@ class Idempotency(unittest.TestCase):
             self.assertIn("IDEMPOTENCY_WINDOW_S", r.stderr)
 
 
+class Names(unittest.TestCase):
+    """Display names are copied into the group rows; a rename must win."""
+
+    def test_renamed_user_name_converges(self):
+        a, b = party(), party()
+        g = start_group(a, b, "hi b").message_group_uuid
+        post(g, b, "hi a")
+        post(g, a, "how are you")  # fills this replica's cache both ways
+        b_new = pb().Participant(uuid=b.uuid, handle=b.handle, display_name="B Renamed")
+        post(g, b_new, "I have a new name")
+        rows = list_groups(a.uuid).groups
+        self.assertEqual(rows[0].other.display_name, "B Renamed")
+        # a replies: their row must keep b's current name, not the cached one.
+        post(g, a, "nice name")
+        self.assertEqual(list_groups(a.uuid).groups[0].other.display_name, "B Renamed")
+        post(g, a, "really")
+        self.assertEqual(list_groups(a.uuid).groups[0].other.display_name, "B Renamed")
+        self.assertEqual(list_groups(b.uuid).groups[0].other.display_name, a.display_name)
+        # a's row lost (a crash): a's next message recreates it whole from the
+        # cache, which b's post refreshed on this replica.
+        ddb("DeleteItem", {"TableName": "cruddur-messages",
+                           "Key": {"pk": {"S": "GRP#" + a.uuid}, "sk": {"S": g}}})
+        post(g, a, "still here")
+        rows = list_groups(a.uuid).groups
+        self.assertEqual((rows[0].other.uuid, rows[0].other.handle, rows[0].other.display_name,
+                          rows[0].last_message), (b.uuid, b.handle, "B Renamed", "still here"))
+        # A second replica (its own cache, filled before the rename) agrees.
+        p, addr = spawn_messages_svc({})
+        try:
+            with grpc.insecure_channel(addr) as ch:
+                stub = stubs.messages_pb2_grpc.MessagesServiceStub(ch)
+
+                def send(sender, text):
+                    stub.CreateMessage(pb().CreateMessageRequest(
+                        message_group_uuid=g, sender=sender, text=text), timeout=10)
+                c, d = party(), party()
+                g2 = start_group(c, d, "x").message_group_uuid
+                stub.CreateMessage(pb().CreateMessageRequest(
+                    message_group_uuid=g2, sender=d, text="y"), timeout=10)
+                send(a, "from replica 2")
+                # d is renamed; the rename reaches replica 1, c answers on replica 2.
+                d_new = pb().Participant(uuid=d.uuid, handle=d.handle, display_name="D Renamed")
+                post(g2, d_new, "renamed")
+                stub.CreateMessage(pb().CreateMessageRequest(
+                    message_group_uuid=g2, sender=c, text="ok"), timeout=10)
+                self.assertEqual(list_groups(c.uuid).groups[0].other.display_name, "D Renamed")
+                self.assertEqual(list_groups(a.uuid).groups[0].other.display_name, "B Renamed")
+        finally:
+            stop_messages_svc(self, p)
+
+
 class Schema(unittest.TestCase):
     def test_schema_load_is_idempotent(self):
         r = S.run("messages-svc", "schema-load", "--json", check=True)
