@@ -737,6 +737,82 @@ class GatewayTest(unittest.TestCase):
                 gw.wait()
             log.close()
 
+    def test_rename_reaches_the_partner(self):
+        """A display name renamed in PostgreSQL (users-svc's table) shows on
+        the partner's side after the renamed user's next message, and the
+        partner's replies never bring the old name back. A second gateway
+        without the sub-to-user cache, so the rename is seen at once."""
+        from stack import free_port, stubs, pg_bindir
+        import grpc
+        s = self.s
+        subs = {h: s.cognito_user(h, n) for h, n in (("vir", "Vir Cotto"), ("lennier", "Lennier"))}
+        with grpc.insecure_channel(s.users_addr) as ch:
+            users = stubs.users_pb2_grpc.UsersServiceStub(ch)
+            for h, n in (("vir", "Vir Cotto"), ("lennier", "Lennier")):
+                users.CreateUser(stubs.users_pb2.CreateUserRequest(
+                    display_name=n, handle=h, email="%s@example.test" % h,
+                    cognito_user_id=subs[h]), timeout=10)
+        tok = {h: s.token(h) for h in subs}
+        port = free_port()
+        env = dict(s.env(), GATEWAY_USER_CACHE_TTL_S="0", GATEWAY_LISTEN="127.0.0.1:%d" % port)
+        log = open(os.path.join(s.root, "gateway-rename.log"), "ab")
+        gw = subprocess.Popen([s.binary("gateway")], env=env, stdout=log, stderr=log,
+                              stdin=subprocess.DEVNULL)
+
+        def call(method, path, who, body=None):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                h = {"Authorization": "Bearer " + tok[who], "Content-Type": "application/json"}
+                conn.request(method, path, body=json.dumps(body) if body else None, headers=h)
+                r = conn.getresponse()
+                data = r.read()
+                self.assertEqual(r.status, 200, (method, path, data))
+                return json.loads(data)
+            finally:
+                conn.close()
+
+        def partner_name(who, group):
+            rows = [g for g in call("GET", "/api/message_groups", who) if g["uuid"] == group]
+            return rows[0]["display_name"]
+
+        def rename(handle, name):
+            subprocess.run([os.path.join(pg_bindir(), "psql"), s.pg_url, "-qc",
+                            "UPDATE users SET display_name = '%s' WHERE handle = '%s'" % (name, handle)],
+                           check=True, capture_output=True)
+        try:
+            deadline = time.time() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    self.assertLess(time.time(), deadline, "second gateway did not start")
+                    time.sleep(0.05)
+            g = call("POST", "/api/messages", "vir", {"message": "hi", "handle": "lennier"})
+            g = g["message_group_uuid"]
+            call("POST", "/api/messages", "lennier", {"message": "hello", "message_group_uuid": g})
+            call("POST", "/api/messages", "vir", {"message": "how are you", "message_group_uuid": g})
+            self.assertEqual(partner_name("vir", g), "Lennier")
+            rename("lennier", "Lennier of Minbar")
+            m = call("POST", "/api/messages", "lennier", {"message": "new name", "message_group_uuid": g})
+            self.assertEqual(m["display_name"], "Lennier of Minbar")
+            self.assertEqual(partner_name("vir", g), "Lennier of Minbar")
+            for text in ("nice", "really nice"):
+                call("POST", "/api/messages", "vir", {"message": text, "message_group_uuid": g})
+                self.assertEqual(partner_name("vir", g), "Lennier of Minbar")
+            self.assertEqual(partner_name("lennier", g), "Vir Cotto")
+            msgs = call("GET", "/api/messages/" + g, "vir")
+            self.assertEqual([(x["handle"], x["display_name"]) for x in msgs][-3:],
+                             [("lennier", "Lennier of Minbar"), ("vir", "Vir Cotto"),
+                              ("vir", "Vir Cotto")])
+            gw.send_signal(signal.SIGTERM)
+            self.assertEqual(gw.wait(15), 0)
+        finally:
+            if gw.poll() is None:
+                gw.kill()
+                gw.wait()
+            log.close()
+
     def test_zz_upstream_down(self):
         tok = self.tokens["andrewbrown"]
         self.req("GET", "/api/message_groups", token=tok)  # warm the user cache
