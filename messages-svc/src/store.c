@@ -295,6 +295,7 @@ static int group_row_item(cJSON *b, const char *pk, const store_party *other, co
   bad |= store_add_s(item, "message", m->text);
   bad |= store_add_s(item, "last_sk", m->sk);
   bad |= store_add_s(item, "last_message_at", ts);
+  bad |= store_add_s(item, "name_sk", m->sk);
   return bad;
 }
 
@@ -311,7 +312,8 @@ static int group_row_update(cJSON *b, const char *pk, const store_party *other,
              "SET message_group_uuid = :g, #msg = :m, last_sk = :s, last_message_at = :t, "
              "user_uuid = if_not_exists(user_uuid, :ou), "
              "user_handle = if_not_exists(user_handle, :oh), "
-             "user_display_name = if_not_exists(user_display_name, :on)") == NULL;
+             "user_display_name = if_not_exists(user_display_name, :on), "
+             "name_sk = if_not_exists(name_sk, :z)") == NULL;
   cJSON *n = add_obj(b, "ExpressionAttributeNames");
   bad |= n == NULL || cJSON_AddStringToObject(n, "#msg", "message") == NULL;
   cJSON *v = add_obj(b, "ExpressionAttributeValues");
@@ -322,7 +324,41 @@ static int group_row_update(cJSON *b, const char *pk, const store_party *other,
   bad |= store_add_s(v, ":ou", other->uuid);
   bad |= store_add_s(v, ":oh", other->handle);
   bad |= store_add_s(v, ":on", other->display_name);
+  /* Older than any message: a name from a stale copy yields to any fresh one. */
+  bad |= store_add_s(v, ":z", "0");
   return bad;
+}
+
+/* A newer message is shown on owner's row, so the whole-row put was refused;
+ * the other participant's name in `other` (fresh, from m's request) still
+ * replaces the row's copy unless a later message brought it (name_sk, the
+ * sort key of the message that wrote the name). Only an existing row of that
+ * participant is touched. */
+static int group_name_refresh(store *s, const char *pk, const store_party *other,
+                              const store_msg *m, int64_t deadline, aws_error *err) {
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    cJSON *k = add_obj(b, "Key");
+    bad |= k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", m->group) != 0;
+    bad |= cJSON_AddStringToObject(b, "UpdateExpression",
+                                   "SET user_handle = :oh, user_display_name = :on, "
+                                   "name_sk = :s") == NULL;
+    bad |= cJSON_AddStringToObject(
+               b, "ConditionExpression",
+               "user_uuid = :ou AND (attribute_not_exists(name_sk) OR name_sk < :s)") == NULL;
+    cJSON *v = add_obj(b, "ExpressionAttributeValues");
+    bad |= v == NULL;
+    if (v) {
+      bad |= store_add_s(v, ":ou", other->uuid);
+      bad |= store_add_s(v, ":oh", other->handle);
+      bad |= store_add_s(v, ":on", other->display_name);
+      bad |= store_add_s(v, ":s", m->sk);
+    }
+  }
+  int rc = run(s, "UpdateItem", b, bad, deadline, NULL, err);
+  if (rc == STORE_ERR && store_is_condfail(err)) return STORE_OK; /* a newer name is there */
+  return rc;
 }
 
 /* store_group_touch, or with keep_other its UpdateItem form (above). */
@@ -346,7 +382,11 @@ static int group_touch(store *s, const char *owner, const store_party *other, co
     bad |= v == NULL || store_add_s(v, ":s", m->sk) != 0;
   }
   int rc = run(s, keep_other ? "UpdateItem" : "PutItem", b, bad, deadline, NULL, err);
-  if (rc == STORE_ERR && store_is_condfail(err)) return STORE_NO;
+  if (rc == STORE_ERR && store_is_condfail(err)) {
+    rc = STORE_NO;
+    if (!keep_other && group_name_refresh(s, pk, other, m, deadline, err) == STORE_ERR)
+      rc = STORE_ERR;
+  }
   return rc;
 }
 

@@ -78,8 +78,10 @@ int store_message_put(store *s, const store_msg *m, int64_t deadline, aws_error 
 
 /* Makes owner's group row show m as its latest message, creating the row
  * (describing `other`) when it is missing: one PutItem of the whole row with
- * the condition attribute_not_exists(last_sk) OR last_sk < :sk. STORE_NO: a newer (or the
- * same) message is already shown; nothing changed. */
+ * the condition attribute_not_exists(last_sk) OR last_sk < :sk. STORE_NO: a
+ * newer (or the same) message is already shown, so the preview is unchanged;
+ * `other`'s handle and name still replace the row's copy unless a message
+ * newer than m wrote it (name_sk), one more UpdateItem. */
 int store_group_touch(store *s, const char *owner, const store_party *other, const store_msg *m,
                       int64_t deadline, aws_error *err);
 

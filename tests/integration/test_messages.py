@@ -633,6 +633,30 @@ class Names(unittest.TestCase):
         rows = list_groups(a.uuid).groups
         self.assertEqual((rows[0].other.uuid, rows[0].other.handle, rows[0].other.display_name,
                           rows[0].last_message), (b.uuid, b.handle, "B Renamed", "still here"))
+        # b renames again while a newer message is already shown on a's row
+        # (a's reply won the race): the preview stays, the name still moves
+        # on; a name older than the one shown (name_sk) does not.
+        key = {"pk": {"S": "GRP#" + a.uuid}, "sk": {"S": g}}
+        row = ddb("GetItem", {"TableName": "cruddur-messages", "Key": key,
+                              "ConsistentRead": True})["Item"]
+        future = "2099" + row["last_sk"]["S"][4:]
+        ddb("UpdateItem", {"TableName": "cruddur-messages", "Key": key,
+                           "UpdateExpression": "SET last_sk = :f, message = :m",
+                           "ExpressionAttributeValues": {":f": {"S": future},
+                                                         ":m": {"S": "from the future"}}})
+        b_again = pb().Participant(uuid=b.uuid, handle=b.handle, display_name="B Again")
+        post(g, b_again, "renamed twice")
+        rows = list_groups(a.uuid).groups
+        self.assertEqual((rows[0].other.display_name, rows[0].last_message),
+                         ("B Again", "from the future"))
+        ddb("UpdateItem", {"TableName": "cruddur-messages", "Key": key,
+                           "UpdateExpression": "SET name_sk = :f",
+                           "ExpressionAttributeValues": {":f": {"S": future}}})
+        post(g, b_new, "stale name")
+        self.assertEqual(list_groups(a.uuid).groups[0].other.display_name, "B Again")
+        ddb("UpdateItem", {"TableName": "cruddur-messages", "Key": key,
+                           "UpdateExpression": "SET last_sk = :s, name_sk = :s",
+                           "ExpressionAttributeValues": {":s": row["last_sk"]}})
         # A second replica (its own cache, filled before the rename) agrees.
         p, addr = spawn_messages_svc({})
         try:
@@ -653,7 +677,7 @@ class Names(unittest.TestCase):
                 stub.CreateMessage(pb().CreateMessageRequest(
                     message_group_uuid=g2, sender=c, text="ok"), timeout=10)
                 self.assertEqual(list_groups(c.uuid).groups[0].other.display_name, "D Renamed")
-                self.assertEqual(list_groups(a.uuid).groups[0].other.display_name, "B Renamed")
+                self.assertEqual(list_groups(a.uuid).groups[0].other.display_name, "B Again")
         finally:
             stop_messages_svc(self, p)
 
