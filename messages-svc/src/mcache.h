@@ -4,8 +4,10 @@
  * the other participant has uuid X" stays true once seen: only positive
  * answers are cached. The other's handle and display name are as last seen
  * by this process (a rename elsewhere is not seen), so callers use them only
- * where an old name cannot overwrite a newer one (store_post's other_fresh). Set-associative (8 ways per set) with least-recently-used eviction
- * inside a set, so memory is bounded by the capacity and every operation is
+ * where an old name cannot overwrite a newer one (store_post's other_fresh).
+ *
+ * Set-associative (8 ways per set) with least-recently-used eviction inside
+ * a set, so memory is bounded by the capacity and every operation is
  * O(ways). Thread-safe (one mutex).
  */
 #ifndef MSGS_MCACHE_H

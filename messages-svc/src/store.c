@@ -303,8 +303,8 @@ static int group_row_item(cJSON *b, const char *pk, const store_party *other, co
  * only where the row has none (if_not_exists): for a caller whose copy of
  * `other` may be stale, so it cannot overwrite the name the other
  * participant's own last message wrote. A missing row is still created whole. */
-static int group_row_update(cJSON *b, const char *pk, const store_party *other,
-                            const store_msg *m, const char *ts) {
+static int group_row_update(cJSON *b, const char *pk, const store_party *other, const store_msg *m,
+                            const char *ts) {
   cJSON *k = add_obj(b, "Key");
   int bad = k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", m->group) != 0;
   bad |= cJSON_AddStringToObject(

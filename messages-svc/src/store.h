@@ -23,7 +23,7 @@ enum { STORE_OK = 0, STORE_NO = 1, STORE_ERR = -1 };
 
 #define STORE_LSI "last-activity-index"
 #define STORE_GSI "message-group-sk-index"
-#define STORE_TEXT_MAX 4096 /* bytes: 1024 code points of up to 4 bytes */
+#define STORE_TEXT_MAX 4096         /* bytes: 1024 code points of up to 4 bytes */
 #define STORE_REQ_TTL_S (24 * 3600) /* default idempotency window */
 
 typedef struct store {

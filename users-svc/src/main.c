@@ -202,8 +202,8 @@ static int cmd_link(const char *cmd, int argc, char **argv) {
   usr_err e = usr_link_set(pool, handle, sub, ts_mono_us() + 30 * 1000000LL, &ch);
   upg_pool_free(pool);
   if (e == USR_E_EXISTS) {
-    fprintf(stderr, "users-svc %s: sub %s is linked to user %s; unlink that user first\n", cmd,
-            sub, ch.holder[0] != '\0' ? ch.holder : "(another user)");
+    fprintf(stderr, "users-svc %s: sub %s is linked to user %s; unlink that user first\n", cmd, sub,
+            ch.holder[0] != '\0' ? ch.holder : "(another user)");
     return 1;
   }
   if (e != USR_OK) {
@@ -217,8 +217,7 @@ static int cmd_link(const char *cmd, int argc, char **argv) {
     printf("%s: unchanged, linked to %s\n", ch.handle, now);
     return 0;
   }
-  log_warn("identity link changed by operator: user %s from sub %s to sub %s", ch.handle, was,
-           now);
+  log_warn("identity link changed by operator: user %s from sub %s to sub %s", ch.handle, was, now);
   printf("%s: %s -> %s\n", ch.handle, was, now);
   return 0;
 }

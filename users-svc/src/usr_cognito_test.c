@@ -265,8 +265,8 @@ static void test_classify(void) {
   CHECK(r1.conflicts == 4 && r1.incomplete == 3 && r1.unmatched == 1 && r1.matched == 0,
         "claims: conflicts %d incomplete %d unmatched %d", r1.conflicts, r1.incomplete,
         r1.unmatched);
-  CHECK(r1.n_conflict_names == 2 && r1.n_names == 2, "claims names %zu %zu",
-        r1.n_conflict_names, r1.n_names);
+  CHECK(r1.n_conflict_names == 2 && r1.n_names == 2, "claims names %zu %zu", r1.n_conflict_names,
+        r1.n_names);
   int open = 0;
   for (size_t i = 0; i < n; i++)
     if (!c[i].conflict && c[i].claim == USR_CLAIM_OK) {

@@ -53,7 +53,7 @@ usr_err usr_link_set(upg_pool *pool, const char *handle, const char *sub, int64_
     e = upg_command(c, "COMMIT", deadline_us, NULL);
   else
     upg_command(c, "ROLLBACK", deadline_us, NULL); /* best effort */
-  upg_release(c); /* closes it if the transaction is still open */
+  upg_release(c);                                  /* closes it if the transaction is still open */
   if (e == USR_OK || e == USR_E_EXISTS) *out = t;
   return e;
 }

@@ -16,10 +16,10 @@
 #include "usr_pg.h"
 
 typedef struct usr_link_change {
-  char handle[USR_HANDLE_MAX + 1];  /* as stored */
-  char old_sub[USR_SUB_MAX + 1];    /* "" when the row was not linked */
-  char new_sub[USR_SUB_MAX + 1];    /* "" after unlink */
-  char holder[USR_HANDLE_MAX + 1];  /* USR_E_EXISTS: the handle holding new_sub */
+  char handle[USR_HANDLE_MAX + 1]; /* as stored */
+  char old_sub[USR_SUB_MAX + 1];   /* "" when the row was not linked */
+  char new_sub[USR_SUB_MAX + 1];   /* "" after unlink */
+  char holder[USR_HANDLE_MAX + 1]; /* USR_E_EXISTS: the handle holding new_sub */
 } usr_link_change;
 
 /* Links the user with `handle` (case-insensitive, valid) to `sub` (valid), or

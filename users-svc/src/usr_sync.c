@@ -195,8 +195,7 @@ static usr_err usr_sync__mark_linked(usr_sync_tx *tx, usr_sync_cand *c, size_t n
   qsort(held, (size_t)rows, sizeof *held, usr_sync__cmp_str);
   for (size_t i = 0; i < n; i++)
     if (!c[i].conflict)
-      c[i].linked =
-          bsearch(&c[i].sub, held, (size_t)rows, sizeof *held, usr_sync__cmp_str) != NULL;
+      c[i].linked = bsearch(&c[i].sub, held, (size_t)rows, sizeof *held, usr_sync__cmp_str) != NULL;
   free(held);
   return USR_OK;
 }

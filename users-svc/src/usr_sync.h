@@ -55,7 +55,7 @@ typedef enum { USR_CLAIM_OK = 0, USR_CLAIM_NONE, USR_CLAIM_BAD_SHAPE } usr_claim
 
 /* One Cognito user with a well-formed sub: the database must look at it. */
 typedef struct usr_sync_cand {
-  char handle[33];      /* preferred_username, lower-cased; "" unless claim is OK */
+  char handle[33]; /* preferred_username, lower-cased; "" unless claim is OK */
   usr_claim claim;
   const char *sub;      /* reference into the ucog_list */
   const char *username; /* reference into the ucog_list */
