@@ -4,7 +4,8 @@
  * Order of checks for a request (each may answer and stop):
  *   the head itself (h1.c, answered by server.c: 400 bad_request for
  *   malformed or ambiguous framing, 414, 431, 505) ->
- *   route (404 / 405 + Allow) -> CORS preflight (OPTIONS, 204) ->
+ *   route (404 / 405 + Allow) -> CORS preflight (OPTIONS, 204; also for
+ *   an unknown /api/ path, so that the browser sees its 404) ->
  *   bearer token (401 / 503) -> caller's user (403) ->
  *   for a body: Content-Type (415), Content-Length (413) -> body, capped
  *   while streaming (413) -> the route's handler.
@@ -158,16 +159,26 @@ static int content_type_json(const char *ct) {
   return *ct == '\0' || *ct == ';';
 }
 
-static gw_result preflight(gw_req *r, gw_http *c) {
+/* allow: the route's methods, or NULL for a path that is not ours (no Allow). */
+static gw_result preflight(gw_req *r, gw_http *c, const char *allow) {
   gw_hdr h[4];
   size_t n = 0;
-  h[n++] = (gw_hdr){"Allow", r->match.allow};
+  if (allow != NULL) h[n++] = (gw_hdr){"Allow", allow};
   if (r->cors_ok) {
     h[n++] = (gw_hdr){"Access-Control-Allow-Methods", GW_CORS_ALLOW_METHODS};
     h[n++] = (gw_hdr){"Access-Control-Allow-Headers", GW_CORS_ALLOW_HEADERS};
     h[n++] = (gw_hdr){"Access-Control-Max-Age", GW_CORS_MAX_AGE};
   }
   return gw_reply(r, c, 204, NULL, NULL, h, n);
+}
+
+/* A browser's preflight from an allowed origin for a path under /api/ that
+ * is not ours (the original frontend's /api/activities/... feeds). Answered
+ * 204 so that the browser goes on to the request itself and the page sees
+ * that route's 404 and JSON body, not a CORS failure. */
+static int unknown_api_preflight(const gw_req *r, gw_http *c, const char *url, const char *method) {
+  return r->cors_ok && strcmp(method, "OPTIONS") == 0 && strncmp(url, "/api/", 5) == 0 &&
+         gw_http_header(c, "Access-Control-Request-Method", NULL) != NULL;
 }
 
 /* Not an API path: the web client's files (when GATEWAY_STATIC_DIR is set)
@@ -228,10 +239,11 @@ static gw_result on_headers(gw_req *r, gw_http *c, const char *url, const char *
   if (r->match_code == GW_MATCH_NOT_FOUND) {
     gw_result res;
     if (serve_static(r, c, url, method, &res)) return res;
+    if (unknown_api_preflight(r, c, url, method)) return preflight(r, c, NULL);
     return gw_reply_error(r, c, 404, GW_E_NOT_FOUND);
   }
   r->route = r->match.route->id;
-  if (r->match_code == GW_MATCH_OPTIONS) return preflight(r, c);
+  if (r->match_code == GW_MATCH_OPTIONS) return preflight(r, c, r->match.allow);
   if (r->match_code == GW_MATCH_METHOD) {
     gw_hdr h = {"Allow", r->match.allow};
     const char *code = GW_E_METHOD;

@@ -457,7 +457,30 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(r.status, 204)
         self.assertIsNone(r.header("access-control-allow-origin"))
         self.assertIsNone(r.header("access-control-allow-methods"))
-        r = self.req("OPTIONS", "/api/nope", headers=pre)
+        r = self.req("OPTIONS", "/api/nope", headers=dict(pre, Origin="https://evil.test"))
+        self.assertEqual(r.status, 404)
+        r = self.req("OPTIONS", "/api/nope")  # not a preflight
+        self.assertEqual(r.status, 404)
+
+    def test_cors_unknown_api_path_answers_404_to_the_browser(self):
+        # The original frontend's home feed calls GET /api/activities/home
+        # with an Authorization header, so the browser sends a preflight
+        # first. A 404 preflight fails the fetch as a CORS error; the page
+        # must instead see the route's own 404 with a JSON body.
+        pre = {"Origin": FRONTEND, "Access-Control-Request-Method": "GET",
+               "Access-Control-Request-Headers": "authorization"}
+        for path in ("/api/activities/home", "/api/activities/notifications", "/api/activities/@bayko"):
+            r = self.req("OPTIONS", path, headers=pre, check=False)  # not in openapi.json: not ours
+            self.assertEqual(r.status, 204, path)
+            self.assertEqual(r.header("access-control-allow-origin"), FRONTEND, path)
+            self.assertIn("Authorization", r.header("access-control-allow-headers") or "", path)
+            self.assertIsNone(r.header("allow"), path)
+            r = self.req("GET", path, token=self.tokens["bayko"], headers={"Origin": FRONTEND})
+            self.assertEqual(r.status, 404, path)
+            self.assertEqual(r.header("access-control-allow-origin"), FRONTEND, path)
+            self.assertEqual(r.json, ["not_found"], path)
+        # Outside /api/ (the web client's files) nothing changes.
+        r = self.req("OPTIONS", "/nope.txt", headers=pre)
         self.assertEqual(r.status, 404)
 
     # ---- pagination --------------------------------------------------------------

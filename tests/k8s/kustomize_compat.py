@@ -5,11 +5,13 @@ kustomizations use:
 
   resources: [../../base]      -> bases: [../../base]      (directories)
   patches: [{path: p.yaml}]    -> patchesStrategicMerge: [p.yaml]
+  patches: [{path: p.yaml, target: {group, version, kind, name}}]
+                               -> patchesJson6902: [the same]   (a JSON patch)
 
     /usr/bin/python3 kustomize_compat.py COPY_OF_DEPLOY_K8S
 
-Only these plain shapes are converted; anything else (a patch with a target,
-inline patches) stops with exit 1 rather than render something different.
+Only these plain shapes are converted; anything else (a target that is not
+all of group, version, kind and name; inline patches) stops with exit 1 rather than render something different.
 The rendered objects are the same apart from the generated names' hashes.
 """
 import os
@@ -29,12 +31,18 @@ def convert(path):
             del k["resources"]
         k["bases"] = dirs
     if "patches" in k:
-        plain = []
+        plain, json6902 = [], []
         for p in k.pop("patches"):
-            if set(p) != {"path"}:
+            if set(p) == {"path"}:
+                plain.append(p["path"])
+            elif set(p) == {"path", "target"} and set(p["target"]) == {"group", "version", "kind", "name"}:
+                json6902.append(p)
+            else:
                 sys.exit(f"{path}: cannot convert patch {p} for kustomize v2")
-            plain.append(p["path"])
-        k["patchesStrategicMerge"] = plain
+        if plain:
+            k["patchesStrategicMerge"] = plain
+        if json6902:
+            k["patchesJson6902"] = json6902
     with open(path, "w") as f:
         yaml.safe_dump(k, f, sort_keys=False)
 

@@ -90,6 +90,23 @@ def wrong_type(objs):
     container(objs, "users-svc")["ports"][0]["containerPort"] = "50051"
 
 
+def idle_timeout_too_long(objs):
+    for o in objs:
+        if o["kind"] == "Ingress":
+            o["metadata"]["annotations"]["alb.ingress.kubernetes.io/load-balancer-attributes"] = \
+                "idle_timeout.timeout_seconds=120"
+
+
+def messages_route_to_backend(objs):
+    paths = find(objs, "Ingress", "cruddur-messaging")["spec"]["rules"][0]["http"]["paths"]
+    paths[:] = [p for p in paths if p["path"] != "/api/messages"]
+
+
+def backend_not_configured(objs):
+    svc = find(objs, "Ingress", "cruddur-backend")["spec"]["rules"][0]["http"]["paths"][0]
+    svc["backend"]["service"] = {"name": "backend", "port": {"number": 5000}}
+
+
 CASES = [  # name, mutation, tool, check that must fail
     ("no-readiness", no_readiness, "policy", "every container has probes"),
     ("no-limits", no_limits, "policy", "every container has probes"),
@@ -104,6 +121,9 @@ CASES = [  # name, mutation, tool, check that must fail
     ("tcp-liveness", http_probe_on_service, "policy", "native grpc probes"),
     ("short-grace", short_grace, "policy", "terminationGracePeriodSeconds"),
     ("committed-secret", committed_secret, "policy", "secrets are referenced, not committed"),
+    ("idle-timeout-too-long", idle_timeout_too_long, "policy", "the ALB idle timeout is set and below"),
+    ("messages-route-to-backend", messages_route_to_backend, "policy", "every gateway route under /api/"),
+    ("backend-not-configured", backend_not_configured, "policy", "every other /api/ path goes to the backend"),
     ("typo-field", typo_field, "schema", "unknown field"),
     ("wrong-type", wrong_type, "schema", "must be integer"),
 ]

@@ -7,9 +7,13 @@ Prints one `ok - ...` or `not ok - ...` line per check (tests/k8s/check counts
 them) and exits 1 when any check failed.
 """
 import ipaddress
+import os
+import re
 import sys
 
 import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SERVICES = {"users-svc": 50051, "messages-svc": 50052}  # gRPC services and their ports
 GATEWAY, GATEWAY_PORT = "gateway", 4567
@@ -145,8 +149,112 @@ def allowed_ingress(pols, labels, port):
     return peers
 
 
+# ---- the aws overlay's Ingress (AWS Load Balancer Controller) ----------------
+
+# Paths the original frontend calls that are not the gateway's: they must
+# reach Cruddur's backend.
+NOT_OURS = ["/api/activities/home", "/api/activities/notifications", "/api/activities/@andrewbrown",
+            "/api/activities", "/api/activities/5ae290ed-55d1-47a0-bc6d-fe2bc2700399/reply",
+            "/api/users/@andrewbrown", "/api/messagesx", "/api/health-check"]
+
+
+def gateway_routes():
+    """(method, sample path) of every route in gateway/src/route.c that a
+    browser may call through the balancer: under /api/, and /healthz."""
+    with open(os.path.join(ROOT, "gateway", "src", "route.c")) as f:
+        src = f.read()
+    out = []
+    for method, tmpl in re.findall(r'\{GW_R_\w+, "(\w+)", "([^"]+)"', src):
+        if tmpl.startswith("/api/") or tmpl == "/healthz":
+            out.append((method, re.sub(r"\{[^}]+\}", "sample-1", tmpl)))
+    return out
+
+
+def gateway_default(name):
+    """The gateway's built-in default for the integer setting `name` (main.c)."""
+    with open(os.path.join(ROOT, "gateway", "src", "main.c")) as f:
+        m = re.search(r'cfg_int\("%s", (\d+)' % name, f.read())
+    return int(m.group(1)) if m else None
+
+
+def path_matches(rule, path):
+    """Ingress path semantics; ImplementationSpecific is the ALB's pattern
+    (`*` any characters, `?` one)."""
+    want, kind = rule["path"], rule["pathType"]
+    if kind == "Exact":
+        return path == want
+    if kind == "Prefix":
+        want = want.rstrip("/")
+        return path == want or path.startswith(want + "/") or want == ""
+    pat = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in want)
+    return re.fullmatch(pat, path) is not None
+
+
+def ingress_rules(ings):
+    """Every path of every Ingress in evaluation order: group.order, then as written."""
+    order = sorted(ings.values(), key=lambda i: int((i["metadata"].get("annotations") or {}).get(
+        "alb.ingress.kubernetes.io/group.order", "0")))
+    return [(i["metadata"]["name"], r.get("host"), pth) for i in order
+            for r in i["spec"].get("rules") or [] for pth in r["http"]["paths"]]
+
+
+def first_service(rules, path):
+    for _, _, rule in rules:
+        if path_matches(rule, path):
+            svc = rule["backend"]["service"]
+            return svc["name"], svc["port"].get("name") or svc["port"].get("number")
+    return None
+
+
+def configured_backend(k8s_dir):
+    """The backend Service set in overlays/aws/backend-service.yaml."""
+    with open(os.path.join(k8s_dir, "overlays", "aws", "backend-service.yaml")) as f:
+        ops = yaml.safe_load(f)
+    svc = next(o["value"] for o in ops if o["path"].endswith("/backend/service"))
+    return svc["name"], svc["port"].get("name") or svc["port"].get("number")
+
+
+def ingress_checks(p, objs, env, k8s_dir):
+    ings = by_kind(objs, "Ingress")
+    rules = ingress_rules(ings)
+    gw = [(GATEWAY, "http"), (GATEWAY, GATEWAY_PORT)]
+    backend = configured_backend(k8s_dir)
+    check(f"{p} Ingress: every gateway route under /api/ (gateway/src/route.c) and /healthz goes to the gateway", [
+        f"{m} {path} goes to {first_service(rules, path)}" for m, path in gateway_routes()
+        if first_service(rules, path) not in gw] + ["no Ingress rendered" for _ in [0] if not ings])
+    check(f"{p} Ingress: every other /api/ path goes to the backend Service set in backend-service.yaml {backend}", [
+        f"{path} goes to {first_service(rules, path)}" for path in NOT_OURS
+        if first_service(rules, path) != backend] + [
+        f"the backend {backend} is the gateway" for _ in [0] if backend[0] == GATEWAY])
+    annos = [i["metadata"].get("annotations") or {} for i in ings.values()]
+    check(f"{p} Ingress: ALB (class alb, one group, target-type ip), one host", [
+        f"{n}: ingressClassName {i['spec'].get('ingressClassName')}" for n, i in ings.items()
+        if i["spec"].get("ingressClassName") != "alb"] + [
+        f"annotation {k} differs across the group: {sorted({str(a.get(k)) for a in annos})}"
+        for k in ("alb.ingress.kubernetes.io/group.name", "alb.ingress.kubernetes.io/scheme",
+                  "alb.ingress.kubernetes.io/target-type", "alb.ingress.kubernetes.io/listen-ports",
+                  "alb.ingress.kubernetes.io/load-balancer-attributes")
+        if len({a.get(k) for a in annos}) > 1] + [
+        f"{n}: target-type is not ip" for n, i in ings.items() if (i["metadata"].get("annotations") or {})
+        .get("alb.ingress.kubernetes.io/target-type") != "ip"] + [
+        f"hosts {sorted({str(h) for _, h, _ in rules})}" for _ in [0] if len({h for _, h, _ in rules}) > 1])
+    conn = env.get("GATEWAY_CONN_TIMEOUT_S") or gateway_default("GATEWAY_CONN_TIMEOUT_S")
+    idle = []
+    for a in annos:
+        m = re.search(r"(?:^|,)\s*idle_timeout\.timeout_seconds=(\d+)",
+                      a.get("alb.ingress.kubernetes.io/load-balancer-attributes", ""))
+        idle.append(int(m.group(1)) if m else None)
+    check(f"{p} Ingress: the ALB idle timeout is set and below the gateway's keep-alive "
+          f"idle timeout (GATEWAY_CONN_TIMEOUT_S={conn})", [
+              "idle_timeout.timeout_seconds not set on every Ingress" for _ in [0] if None in idle] + [
+              f"ALB idle timeout {t} s is not below the gateway's {conn} s" for t in set(idle)
+              if t is not None and conn is not None and t >= int(conn)] + [
+              "the gateway's idle timeout is unknown" for _ in [0] if conn is None])
+
+
 def main():
     overlay, path = sys.argv[1], sys.argv[2]
+    k8s_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.join(ROOT, "deploy", "k8s")
     with open(path) as f:
         objs = [o for o in yaml.safe_load_all(f) if o]
     deps, svcs = by_kind(objs, "Deployment"), by_kind(objs, "Service")
@@ -282,6 +390,7 @@ def main():
             f"{k} set (IRSA only)" for k in env if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")] + [
             f"Secret {n} rendered (all secrets are created out of band)" for n in secrets] + [
             f"{n}: image {i} has no tag" for n, i in images.items() if ":" not in i.rsplit("/", 1)[-1]])
+        ingress_checks(p, objs, env, k8s_dir)
     return 0 if all(results) else 1
 
 
