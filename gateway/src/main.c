@@ -18,6 +18,11 @@
 #include "cruddur/ts.h"
 #include "gateway.h"
 
+#ifndef GW_HAVE_AUTH /* the ranges stay those of the auth module */
+#define AUTH_LEEWAY_MAX_S 300
+#define AUTH_JWKS_REFRESH_S 300
+#endif
+
 /* The committed gateway/openapi.json, embedded by the build (xxd -i). */
 extern unsigned char gateway_openapi_json[];
 extern unsigned int gateway_openapi_json_len;
@@ -110,7 +115,9 @@ int main(int argc, char **argv) {
   long drain_ms = cfg_int("GATEWAY_DRAIN_MS", 10000, 0, 600000);
   long ucache_ttl = cfg_int("GATEWAY_USER_CACHE_TTL_S", 30, 0, 3600);
   long hcache_ttl = cfg_int("GATEWAY_HANDLE_CACHE_TTL_S", 5, 0, 3600);
-  long leeway = cfg_int("GATEWAY_TOKEN_LEEWAY_S", 30, 0, 300);
+  long leeway = cfg_int("GATEWAY_TOKEN_LEEWAY_S", 30, 0, AUTH_LEEWAY_MAX_S);
+  /* How long a key removed from the JWKS can stay trusted (plus one fetch). */
+  long jwks_refresh = cfg_int("GATEWAY_JWKS_REFRESH_S", AUTH_JWKS_REFRESH_S, 1, 86400);
 
   struct sockaddr_storage ss;
   int v6 = 0;
@@ -142,7 +149,13 @@ int main(int argc, char **argv) {
 #ifdef GW_HAVE_AUTH
   char jwks_url[600];
   snprintf(jwks_url, sizeof jwks_url, "%s/.well-known/jwks.json", issuer);
-  auth_config acfg = {issuer, client_id, jwks_url, (int)leeway, 10000, 30};
+  auth_config acfg = {.issuer = issuer,
+                      .client_id = client_id,
+                      .jwks_url = cfg_str("GATEWAY_JWKS_URL", jwks_url),
+                      .leeway_s = (int)leeway,
+                      .cache_max = 10000,
+                      .jwks_min_refresh_s = AUTH_JWKS_MIN_REFRESH_S,
+                      .jwks_refresh_s = (int)jwks_refresh};
   if (auth_new(&acfg, &app.auth) != 0) {
     fprintf(stderr, "gateway: cannot set up token verification\n");
     return 1;
@@ -150,6 +163,7 @@ int main(int argc, char **argv) {
 #else
   (void)client_id;
   (void)leeway;
+  (void)jwks_refresh;
   log_warn("built without the auth module: authenticated routes answer 503");
 #endif
 
