@@ -35,6 +35,7 @@ typedef enum {
   GW_H1_URI_TOO_LONG,   /* 414 uri_too_long: the request line alone is over GW_H1_HEAD_MAX */
   GW_H1_HEAD_TOO_LARGE, /* 431 request_header_fields_too_large */
   GW_H1_VERSION,        /* 505 http_version_not_supported: not HTTP/1.0 or 1.1 */
+  GW_H1_EXPECTATION,    /* 417 expectation_failed: an Expect other than 100-continue */
 } gw_h1_status;
 
 /* A header line, as views into the head (never NUL-terminated by us; a NUL
