@@ -280,6 +280,16 @@ const char *gw_h1_header(const gw_h1 *h, const char *name, size_t *len) {
   return NULL;
 }
 
+const char *gw_h1_header_last(const gw_h1 *h, const char *name, size_t *len) {
+  for (size_t i = h->n_fields; i-- > 0;) {
+    if (h1_is(&h->fields[i], name)) {
+      if (len != NULL) *len = h->fields[i].value_len;
+      return h->fields[i].value;
+    }
+  }
+  return NULL;
+}
+
 void gw_h1_verdict(gw_h1_status st, int *http_status, const char **code) {
   switch (st) {
   case GW_H1_URI_TOO_LONG:

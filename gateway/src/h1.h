@@ -98,6 +98,9 @@ gw_h1_status gw_h1_feed_body(gw_h1 *h, const char *data, size_t len, size_t *use
  * NULL) gets the value's length. */
 const char *gw_h1_header(const gw_h1 *h, const char *name, size_t *len);
 
+/* The same for the last header called `name` (where a proxy appends). */
+const char *gw_h1_header_last(const gw_h1 *h, const char *name, size_t *len);
+
 /* The HTTP status and the JSON error code for a refusal (st != GW_H1_OK). */
 void gw_h1_verdict(gw_h1_status st, int *http_status, const char **code);
 
