@@ -278,7 +278,8 @@ int auth_new(const auth_config *cfg, auth **out) {
     a->jwks_url = NULL;
   }
   a->leeway_s = cfg->leeway_s;
-  a->min_refresh_s = cfg->jwks_min_refresh_s > 0 ? cfg->jwks_min_refresh_s : AUTH_JWKS_MIN_REFRESH_S;
+  a->min_refresh_s =
+      cfg->jwks_min_refresh_s > 0 ? cfg->jwks_min_refresh_s : AUTH_JWKS_MIN_REFRESH_S;
   a->refresh_s = cfg->jwks_refresh_s > 0 ? cfg->jwks_refresh_s : AUTH_JWKS_REFRESH_S;
   int cap = cfg->cache_max > 0 ? cfg->cache_max : 10000;
   if (cap > (1 << 24)) cap = 1 << 24;
@@ -415,18 +416,24 @@ static void keys_fetch(auth *a) {
   else atomic_fetch_add(&a->fetch_failures, 1);
 }
 
-/* Refetches a set that is refresh_s old (a failed attempt is retried after
- * min_refresh_s). Only one thread fetches; the others do not wait for it. */
+/* 1 when the fetched set is refresh_s old and no attempt was made for a
+ * while (a failing JWKS is retried every min_refresh_s). Under jwks_mu. */
+static bool keys_stale_locked(const auth *a, int64_t now) {
+  int min = a->min_refresh_s < a->refresh_s ? a->min_refresh_s : a->refresh_s;
+  return !a->fixed && a->keys != NULL && now - a->keys_at_ms >= (int64_t)a->refresh_s * 1000 &&
+         now - a->last_fetch_ms >= (int64_t)min * 1000;
+}
+
+/* Refetches a stale set. Only one thread fetches; the others do not wait
+ * for it and go on with the set they have. */
 static void keys_refresh_if_stale(auth *a) {
   int64_t now = mono_ms();
-  int64_t gap = (int64_t)(a->min_refresh_s < a->refresh_s ? a->min_refresh_s : a->refresh_s) * 1000;
   pthread_mutex_lock(&a->jwks_mu);
-  bool stale = !a->fixed && a->keys != NULL && now - a->keys_at_ms >= (int64_t)a->refresh_s * 1000 &&
-               now - a->last_fetch_ms >= gap;
+  bool stale = keys_stale_locked(a, now);
   pthread_mutex_unlock(&a->jwks_mu);
   if (!stale || pthread_mutex_trylock(&a->fetch_mu) != 0) return;
   pthread_mutex_lock(&a->jwks_mu);
-  stale = now - a->keys_at_ms >= (int64_t)a->refresh_s * 1000 && now - a->last_fetch_ms >= gap;
+  stale = keys_stale_locked(a, now); /* another thread may just have fetched */
   if (stale) a->last_fetch_ms = now;
   pthread_mutex_unlock(&a->jwks_mu);
   if (stale) keys_fetch(a);

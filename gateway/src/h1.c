@@ -118,8 +118,10 @@ static int h1_on_headers_complete(http_parser *p) {
     } else if (h1_is(f, "Expect")) {
       /* 100-continue is the only expectation there is (RFC 9110 10.1.1);
        * in an HTTP/1.0 request it is ignored, anything else is refused. */
-      if (!h1_value_is(f, "100-continue")) expect_unmet = 1;
-      else h->expect_continue = h->minor == 1;
+      if (!h1_value_is(f, "100-continue"))
+        expect_unmet = 1;
+      else
+        h->expect_continue = h->minor == 1;
     }
   }
   if (host > 1 || (host == 0 && h->minor == 1)) return h1_fail(h, GW_H1_BAD_REQUEST);

@@ -270,7 +270,8 @@ int main(int argc, char **argv) {
   rpc_channel_close(app.messages);
   gw_ucache_free(app.ucache);
   gw_ucache_free(app.hcache);
-  for (int l = 0; l < GW_LIMIT_COUNT; l++) gw_rl_free(app.limits[l]);
+  for (int l = 0; l < GW_LIMIT_COUNT; l++)
+    gw_rl_free(app.limits[l]);
   log_info("gateway stopped");
   return 0;
 }

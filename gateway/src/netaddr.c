@@ -61,8 +61,10 @@ static int is_blank(char c) {
 
 /* Trims blanks off [*s, *e). */
 static void trim(const char **s, const char **e) {
-  while (*s < *e && is_blank(**s)) (*s)++;
-  while (*e > *s && is_blank((*e)[-1])) (*e)--;
+  while (*s < *e && is_blank(**s))
+    (*s)++;
+  while (*e > *s && is_blank((*e)[-1]))
+    (*e)--;
 }
 
 /* One "addr" or "addr/bits" item. */
@@ -126,7 +128,8 @@ void gw_client_addr(const gw_addr *peer, const gw_cidrs *trusted, const char *xf
   const char *end = xff != NULL ? xff + len : NULL;
   while (end != NULL && gw_cidrs_has(trusted, &cur)) {
     const char *start = end;
-    while (start > xff && start[-1] != ',') start--;
+    while (start > xff && start[-1] != ',')
+      start--;
     const char *s = start, *e = end;
     trim(&s, &e);
     gw_addr a;

@@ -37,7 +37,8 @@ struct gw_rl {
 int gw_rl_new(long burst, long per_min, size_t cap, gw_rl **out) {
   if (burst < 1 || per_min < 1 || out == NULL) return -1;
   size_t per = RL_PROBE;
-  while (per * RL_SHARDS < cap && per < ((size_t)1 << 24)) per <<= 1;
+  while (per * RL_SHARDS < cap && per < ((size_t)1 << 24))
+    per <<= 1;
   gw_rl *rl = calloc(1, sizeof *rl);
   if (rl == NULL) return -1;
   rl->burst = (double)burst;
@@ -168,8 +169,10 @@ void gw_rl_key_uuid(const char *uuid, uint8_t key[16]) {
     if (*p == '-') continue;
     int v = hexval(*p);
     if (v < 0) break;
-    if (n % 2 == 0) key[n / 2] = (uint8_t)(v << 4);
-    else key[n / 2] |= (uint8_t)v;
+    if (n % 2 == 0)
+      key[n / 2] = (uint8_t)(v << 4);
+    else
+      key[n / 2] |= (uint8_t)v;
     n++;
   }
   if (n == 32 && *p == '\0') return;

@@ -23,9 +23,10 @@ static void test_bucket(void) {
   key_of(2, other);
   int ra = 0;
   int64_t t = 1000 * S;
-  for (int i = 0; i < 3; i++) CHECK(gw_rl_take(rl, k, t, &ra) == 1);
+  for (int i = 0; i < 3; i++)
+    CHECK(gw_rl_take(rl, k, t, &ra) == 1);
   CHECK(gw_rl_take(rl, k, t, &ra) == 0 && ra == 1);
-  CHECK(gw_rl_take(rl, other, t, &ra) == 1); /* keys are independent */
+  CHECK(gw_rl_take(rl, other, t, &ra) == 1);                /* keys are independent */
   CHECK(gw_rl_take(rl, k, t + S / 2, &ra) == 0 && ra == 1); /* half a token back */
   CHECK(gw_rl_take(rl, k, t + S, &ra) == 1);                /* one whole */
   CHECK(gw_rl_take(rl, k, t + S, &ra) == 0);
@@ -82,7 +83,8 @@ static void *taker(void *p) {
   uint8_t k[16];
   key_of(7, k);
   int ra;
-  for (int i = 0; i < 5000; i++) a->allowed += gw_rl_take(a->rl, k, 42 * S, &ra);
+  for (int i = 0; i < 5000; i++)
+    a->allowed += gw_rl_take(a->rl, k, 42 * S, &ra);
   return NULL;
 }
 
