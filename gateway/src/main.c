@@ -79,7 +79,7 @@ static int limits_open(gw_rl *out[GW_LIMIT_COUNT]) {
       [GW_LIMIT_STARTS] = {"GATEWAY_LIMIT_STARTS_BURST", "GATEWAY_LIMIT_STARTS_PER_MIN", 30, 10},
       [GW_LIMIT_SHORT] = {"GATEWAY_LIMIT_SHORT_BURST", "GATEWAY_LIMIT_SHORT_PER_MIN", 120, 60},
   };
-  long table = cfg_int("GATEWAY_LIMIT_TABLE", 65536, 128, 1 << 24);
+  long table = cfg_int("GATEWAY_LIMIT_TABLE", 16384, 128, 1 << 22);
   for (int l = 0; l < GW_LIMIT_COUNT; l++) {
     long burst = cfg_int(def[l].burst_env, def[l].burst, 0, 1000000);
     long per_min = cfg_int(def[l].rate_env, def[l].per_min, 1, 1000000);
