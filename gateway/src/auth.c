@@ -1,9 +1,10 @@
 /* auth.c - Cognito access-token verification (see auth.h for the rules).
  *
- * Locks: `jwks_mu` guards the current key set pointer and the fetch clock;
+ * Locks: `jwks_mu` guards the current key set pointer and the fetch clocks;
  * `fetch_mu` lets one thread at a time fetch; `cache_lock` (rwlock) guards
  * the verified-token cache. Key sets are immutable and reference counted so a
  * refetch can replace one while other threads still verify with it.
+ * Order: fetch_mu before jwks_mu before cache_lock, never the other way.
  */
 #define _GNU_SOURCE
 #include "auth.h"
@@ -36,7 +37,8 @@
 /* ---- key sets ------------------------------------------------------------ */
 
 typedef struct keyset {
-  int refs; /* __atomic */
+  int refs;       /* __atomic */
+  uint64_t epoch; /* auth.epoch when installed (see keys_install) */
   size_t n;
   char *kid[AUTH_JWKS_MAX_KEYS];
   cjose_jwk_t *jwk[AUTH_JWKS_MAX_KEYS];
@@ -169,6 +171,15 @@ static int tcache_init(tcache *c, int cap) {
   return 0;
 }
 
+/* Forgets every entry (the arrays stay). */
+static void tcache_clear(tcache *c) {
+  for (uint32_t i = 0; i <= c->mask; i++) c->bucket[i] = -1;
+  for (int32_t i = 0; i < c->cap; i++) c->e[i].next = i + 1 < c->cap ? i + 1 : -1;
+  c->free_head = 0;
+  c->oldest = c->newest = -1;
+  c->count = 0;
+}
+
 static uint32_t tcache_slot(const tcache *c, const uint8_t h[32]) {
   uint32_t v;
   memcpy(&v, h, sizeof v); /* a SHA-256 prefix is already uniform */
@@ -228,12 +239,16 @@ static void tcache_insert(tcache *c, const uint8_t h[32], const char *sub, int64
 
 struct auth {
   char *issuer, *client_id, *jwks_url;
-  int leeway_s, min_refresh_s;
+  int leeway_s, min_refresh_s, refresh_s;
   pthread_mutex_t jwks_mu, fetch_mu;
   keyset *keys;
   bool fixed;           /* auth_set_jwks: never fetch */
   bool attempted;       /* a fetch was tried at least once */
-  int64_t last_fetch_ms;
+  int64_t last_fetch_ms; /* the last attempt */
+  int64_t keys_at_ms;    /* when `keys` was fetched */
+  /* Bumped when an installed set drops a kid that the previous one had:
+   * tokens verified under an older epoch are no longer cached. */
+  atomic_uint_fast64_t epoch;
   pthread_rwlock_t cache_lock;
   tcache cache;
   atomic_uint_fast64_t hits, misses, fetches, fetch_failures, rejected;
@@ -250,7 +265,7 @@ static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 int auth_new(const auth_config *cfg, auth **out) {
   if (!cfg || !out || !cfg->issuer || !cfg->issuer[0] || !cfg->client_id ||
-      !cfg->client_id[0])
+      !cfg->client_id[0] || cfg->leeway_s < 0 || cfg->leeway_s > AUTH_LEEWAY_MAX_S)
     return -1;
   pthread_once(&curl_once, curl_init_once);
   auth *a = calloc(1, sizeof *a);
@@ -262,8 +277,10 @@ int auth_new(const auth_config *cfg, auth **out) {
   } else if (asprintf(&a->jwks_url, "%s/.well-known/jwks.json", cfg->issuer) < 0) {
     a->jwks_url = NULL;
   }
-  a->leeway_s = cfg->leeway_s > 0 ? cfg->leeway_s : 60;
-  a->min_refresh_s = cfg->jwks_min_refresh_s > 0 ? cfg->jwks_min_refresh_s : 60;
+  a->leeway_s = cfg->leeway_s;
+  a->min_refresh_s =
+      cfg->jwks_min_refresh_s > 0 ? cfg->jwks_min_refresh_s : AUTH_JWKS_MIN_REFRESH_S;
+  a->refresh_s = cfg->jwks_refresh_s > 0 ? cfg->jwks_refresh_s : AUTH_JWKS_REFRESH_S;
   int cap = cfg->cache_max > 0 ? cfg->cache_max : 10000;
   if (cap > (1 << 24)) cap = 1 << 24;
   if (!a->issuer || !a->client_id || !a->jwks_url || tcache_init(&a->cache, cap) != 0) {
@@ -329,13 +346,32 @@ void auth_get_stats(auth *a, auth_stats *out) {
   *out = s;
 }
 
-/* Installs ks (taking its reference) and releases the previous set. */
+/* 1 when `old` holds a kid that `ks` does not. */
+static bool keyset_drops(const keyset *old, const keyset *ks) {
+  for (size_t i = 0; old && i < old->n; i++)
+    if (!keyset_find(ks, old->kid[i])) return true;
+  return false;
+}
+
+/* Installs ks (taking its reference) and releases the previous set. When
+ * a kid went away, the cache is emptied after the epoch moved on: a token
+ * verified with the old set either sees the new epoch and is not cached,
+ * or was cached before the clear. */
 static void keys_install(auth *a, keyset *ks, bool fixed) {
   pthread_mutex_lock(&a->jwks_mu);
   keyset *old = a->keys;
+  bool dropped = keyset_drops(old, ks);
+  if (dropped) atomic_fetch_add(&a->epoch, 1);
+  ks->epoch = atomic_load(&a->epoch);
   a->keys = ks;
+  a->keys_at_ms = mono_ms();
   if (fixed) a->fixed = true;
   pthread_mutex_unlock(&a->jwks_mu);
+  if (dropped) {
+    pthread_rwlock_wrlock(&a->cache_lock);
+    tcache_clear(&a->cache);
+    pthread_rwlock_unlock(&a->cache_lock);
+  }
   keyset_release(old);
 }
 
@@ -372,6 +408,38 @@ static keyset *jwks_fetch(const char *url) {
   return ks;
 }
 
+/* One fetch, counted; installs the set when it came. Caller holds fetch_mu. */
+static void keys_fetch(auth *a) {
+  atomic_fetch_add(&a->fetches, 1);
+  keyset *fresh = jwks_fetch(a->jwks_url);
+  if (fresh) keys_install(a, fresh, false);
+  else atomic_fetch_add(&a->fetch_failures, 1);
+}
+
+/* 1 when the fetched set is refresh_s old and no attempt was made for a
+ * while (a failing JWKS is retried every min_refresh_s). Under jwks_mu. */
+static bool keys_stale_locked(const auth *a, int64_t now) {
+  int min = a->min_refresh_s < a->refresh_s ? a->min_refresh_s : a->refresh_s;
+  return !a->fixed && a->keys != NULL && now - a->keys_at_ms >= (int64_t)a->refresh_s * 1000 &&
+         now - a->last_fetch_ms >= (int64_t)min * 1000;
+}
+
+/* Refetches a stale set. Only one thread fetches; the others do not wait
+ * for it and go on with the set they have. */
+static void keys_refresh_if_stale(auth *a) {
+  int64_t now = mono_ms();
+  pthread_mutex_lock(&a->jwks_mu);
+  bool stale = keys_stale_locked(a, now);
+  pthread_mutex_unlock(&a->jwks_mu);
+  if (!stale || pthread_mutex_trylock(&a->fetch_mu) != 0) return;
+  pthread_mutex_lock(&a->jwks_mu);
+  stale = keys_stale_locked(a, now); /* another thread may just have fetched */
+  if (stale) a->last_fetch_ms = now;
+  pthread_mutex_unlock(&a->jwks_mu);
+  if (stale) keys_fetch(a);
+  pthread_mutex_unlock(&a->fetch_mu);
+}
+
 /* Finds the key for kid, fetching the JWKS when allowed. On AUTH_OK *ks_out
  * holds a reference to the set that owns *jwk_out. */
 static auth_code key_for(auth *a, const char *kid, keyset **ks_out, cjose_jwk_t **jwk_out) {
@@ -403,12 +471,7 @@ static auth_code key_for(auth *a, const char *kid, keyset **ks_out, cjose_jwk_t 
       a->last_fetch_ms = now;
     }
     pthread_mutex_unlock(&a->jwks_mu);
-    if (allowed) {
-      atomic_fetch_add(&a->fetches, 1);
-      keyset *fresh = jwks_fetch(a->jwks_url);
-      if (fresh) keys_install(a, fresh, false);
-      else atomic_fetch_add(&a->fetch_failures, 1);
-    }
+    if (allowed) keys_fetch(a);
     pthread_mutex_unlock(&a->fetch_mu);
   }
 }
@@ -531,6 +594,7 @@ static auth_code verify(auth *a, const char *tok, size_t len, char sub_out[129])
   }
   if (nd != 2 || dots[0] == 0 || dots[1] == dots[0] + 1) return AUTH_E_MALFORMED;
 
+  keys_refresh_if_stale(a); /* before the cache: it may drop entries */
   uint8_t h[32];
   if (EVP_Digest(tok, len, h, NULL, EVP_sha256(), NULL) != 1) return AUTH_E_NOMEM;
   int64_t now = (int64_t)time(NULL);
@@ -565,6 +629,7 @@ static auth_code verify(auth *a, const char *tok, size_t len, char sub_out[129])
   if (!jws) rc = AUTH_E_MALFORMED;
   else if (!cjose_jws_verify(jws, jwk, &err)) rc = AUTH_E_SIGNATURE;
   else if (!cjose_jws_get_plaintext(jws, &plain, &plain_len, &err)) rc = AUTH_E_MALFORMED;
+  uint64_t epoch = ks->epoch;
   keyset_release(ks);
   char sub[AUTH_SUB_MAX + 1];
   int64_t exp = 0;
@@ -573,7 +638,8 @@ static auth_code verify(auth *a, const char *tok, size_t len, char sub_out[129])
   if (rc != AUTH_OK) return rc;
 
   pthread_rwlock_wrlock(&a->cache_lock);
-  tcache_insert(&a->cache, h, sub, exp, now, a->leeway_s);
+  if (atomic_load(&a->epoch) == epoch) /* else its key may be gone: verify it again next time */
+    tcache_insert(&a->cache, h, sub, exp, now, a->leeway_s);
   pthread_rwlock_unlock(&a->cache_lock);
   memcpy(sub_out, sub, strlen(sub) + 1);
   return AUTH_OK;

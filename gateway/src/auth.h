@@ -9,10 +9,16 @@
  *
  * The JWKS is fetched with libcurl (short timeout, bounded size) on first use
  * and cached; a kid it does not know triggers at most one refetch per
- * jwks_min_refresh_s. Verified tokens are cached by SHA-256 of the token
- * until they expire (bounded; expired then oldest entries are evicted), so
- * a repeat request costs a hash, not an RSA verification. Tokens are never
- * logged.
+ * jwks_min_refresh_s. The set is also refetched once it is jwks_refresh_s
+ * old, by the first verification that finds it so (that one request waits
+ * for the fetch; the others go on with the current set). A fetched set that
+ * no longer holds a kid empties the verified-token cache, so a key removed
+ * from the JWKS is trusted for at most jwks_refresh_s plus one fetch (3 s)
+ * after its removal, as long as the JWKS answers; while it does not, the
+ * last set stays in use and the fetch is retried every jwks_min_refresh_s.
+ * Verified tokens are cached by SHA-256 of the token until they expire
+ * (bounded; expired then oldest entries are evicted), so a repeat request
+ * costs a hash, not an RSA verification. Tokens are never logged.
  */
 #ifndef CRUDDUR_GATEWAY_AUTH_H
 #define CRUDDUR_GATEWAY_AUTH_H
@@ -21,6 +27,12 @@
 #include <stdint.h>
 
 typedef struct auth auth;
+
+/* The largest clock leeway auth_new accepts, in seconds. */
+#define AUTH_LEEWAY_MAX_S 300
+/* Defaults of the two JWKS intervals (a field <= 0 picks them). */
+#define AUTH_JWKS_REFRESH_S 300
+#define AUTH_JWKS_MIN_REFRESH_S 30
 
 typedef enum {
   AUTH_OK = 0,
@@ -42,9 +54,11 @@ typedef struct auth_config {
   const char *issuer;     /* required, e.g. http://127.0.0.1:9229/local_abc */
   const char *client_id;  /* required */
   const char *jwks_url;   /* NULL: issuer + "/.well-known/jwks.json" */
-  int leeway_s;           /* <= 0: 60 */
+  int leeway_s;           /* clock leeway, 0 to AUTH_LEEWAY_MAX_S, used as given */
   int cache_max;          /* verified-token cache entries; <= 0: 10000 */
-  int jwks_min_refresh_s; /* unknown kid triggers at most one refetch per this; <= 0: 60 */
+  int jwks_min_refresh_s; /* unknown kid (or a failed fetch) refetches at most once per
+                             this; <= 0: AUTH_JWKS_MIN_REFRESH_S */
+  int jwks_refresh_s;     /* the set is refetched once this old; <= 0: AUTH_JWKS_REFRESH_S */
 } auth_config;
 
 typedef struct auth_stats {
@@ -54,7 +68,8 @@ typedef struct auth_stats {
 } auth_stats;
 
 /* Creates a verifier; strings are copied. Returns 0 and sets *out, or -1
- * (missing issuer/client_id, out of memory; nothing allocated). Does not
+ * (missing issuer/client_id, leeway out of range, out of memory; nothing
+ * allocated). Does not
  * fetch the JWKS yet. Free with auth_free. */
 int auth_new(const auth_config *cfg, auth **out);
 

@@ -19,7 +19,7 @@ int main(int argc, char **argv) {
   size_t n = fread(tok, 1, sizeof tok - 1, stdin);
   while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' ')) n--;
   tok[n] = '\0';
-  auth_config cfg = {.issuer = argv[1], .client_id = argv[2]};
+  auth_config cfg = {.issuer = argv[1], .client_id = argv[2], .leeway_s = 30};
   auth *a = NULL;
   if (auth_new(&cfg, &a) != 0) return 2;
   char sub[129];

@@ -145,7 +145,7 @@ static EVP_PKEY *key1, *key2;
 static char *jwks1; /* {"keys":[key1 as "kid1"]} */
 
 static auth *new_auth(int cache_max) {
-  auth_config cfg = {.issuer = ISSUER, .client_id = CLIENT, .cache_max = cache_max};
+  auth_config cfg = {.issuer = ISSUER, .client_id = CLIENT, .leeway_s = 60, .cache_max = cache_max};
   auth *a = NULL;
   CHECK(auth_new(&cfg, &a) == 0);
   CHECK(auth_set_jwks(a, jwks1) == 0);
@@ -423,6 +423,46 @@ static void test_cache(void) {
   auth_free(c);
 }
 
+/* ==== clock leeway ============================================================ */
+
+/* Zero means zero (it once silently became 60 s); out of range is refused. */
+static void test_leeway(void) {
+  char sub[129], extra[64];
+  auth_config cfg = {.issuer = ISSUER, .client_id = CLIENT, .leeway_s = 0};
+  auth *a = NULL;
+  CHECK(auth_new(&cfg, &a) == 0);
+  CHECK(auth_set_jwks(a, jwks1) == 0);
+  char *p1 = claims(ISSUER, "access", CLIENT, SUB, -5, NULL);
+  char *t1 = make_token(key1, SIGN_RS256, H_OK, p1);
+  CHECK_CODE(auth_verify_token(a, t1, strlen(t1), sub), AUTH_E_EXPIRED);
+  snprintf(extra, sizeof extra, ",\"nbf\":%ld", (long)time(NULL) + 5);
+  char *p2 = claims(ISSUER, "access", CLIENT, SUB, 3600, extra);
+  char *t2 = make_token(key1, SIGN_RS256, H_OK, p2);
+  CHECK_CODE(auth_verify_token(a, t2, strlen(t2), sub), AUTH_E_NOT_YET_VALID);
+  char *p3 = claims(ISSUER, "access", CLIENT, SUB, 30, NULL);
+  char *t3 = make_token(key1, SIGN_RS256, H_OK, p3);
+  CHECK_CODE(auth_verify_token(a, t3, strlen(t3), sub), AUTH_OK);
+  auth_free(a);
+  /* The same token within a 10 s leeway. */
+  cfg.leeway_s = 10;
+  CHECK(auth_new(&cfg, &a) == 0);
+  CHECK(auth_set_jwks(a, jwks1) == 0);
+  CHECK_CODE(auth_verify_token(a, t1, strlen(t1), sub), AUTH_OK);
+  auth_free(a);
+  const int bad[] = {-1, AUTH_LEEWAY_MAX_S + 1};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    cfg.leeway_s = bad[i];
+    a = NULL;
+    CHECK(auth_new(&cfg, &a) == -1 && a == NULL);
+  }
+  free(p1);
+  free(t1);
+  free(p2);
+  free(t2);
+  free(p3);
+  free(t3);
+}
+
 /* ==== JWKS fetching ============================================================ */
 
 typedef struct jserver {
@@ -555,6 +595,56 @@ static void test_jwks_fetch(void) {
   free(t3);
 }
 
+/* A key removed from the served JWKS stops being trusted within the refresh
+ * interval, cached tokens signed with it included; one that stays is not
+ * affected, and an unreachable JWKS keeps the last keys. */
+static void test_jwks_key_removed(void) {
+  char *k1 = jwk_json(key1, "kid1"), *k2 = jwk_json(key2, "kid2"), *both = NULL, *only2 = NULL;
+  if (asprintf(&both, "{\"keys\":[%s,%s]}", k1, k2) < 0) abort();
+  if (asprintf(&only2, "{\"keys\":[%s]}", k2) < 0) abort();
+  jserver s;
+  jserver_start(&s, both);
+  char issuer[128];
+  snprintf(issuer, sizeof issuer, "http://127.0.0.1:%d/local_pool", s.port);
+  auth_config cfg = {.issuer = issuer, .client_id = CLIENT, .leeway_s = 60,
+                     .jwks_min_refresh_s = 1, .jwks_refresh_s = 1};
+  auth *a = NULL;
+  CHECK(auth_new(&cfg, &a) == 0);
+  char sub[129];
+  char *pl = claims(issuer, "access", CLIENT, SUB, 3600, NULL);
+  char *t1 = make_token(key1, SIGN_RS256, H_OK, pl);
+  char *t2 = make_token(key2, SIGN_RS256, "{\"kid\":\"kid2\",\"alg\":\"RS256\"}", pl);
+  CHECK_CODE(auth_verify_token(a, t1, strlen(t1), sub), AUTH_OK);
+  CHECK_CODE(auth_verify_token(a, t1, strlen(t1), sub), AUTH_OK); /* cached */
+  CHECK_CODE(auth_verify_token(a, t2, strlen(t2), sub), AUTH_OK);
+  auth_stats st;
+  auth_get_stats(a, &st);
+  CHECK(st.jwks_fetches == 1 && st.cache_hits == 1 && st.cache_entries == 2);
+  /* kid1 is retired; before the interval the set is not refetched. */
+  jserver_set(&s, only2);
+  CHECK_CODE(auth_verify_token(a, t1, strlen(t1), sub), AUTH_OK);
+  usleep(1100 * 1000);
+  CHECK_CODE(auth_verify_token(a, t1, strlen(t1), sub), AUTH_E_KID);
+  CHECK_CODE(auth_verify_token(a, t2, strlen(t2), sub), AUTH_OK);
+  auth_get_stats(a, &st);
+  CHECK(st.jwks_fetches == 2 && st.jwks_keys == 1);
+  /* The JWKS goes away: kid2 stays trusted, the fetch is retried once per
+   * interval, not per request. */
+  jserver_stop(&s);
+  usleep(1100 * 1000);
+  for (int i = 0; i < 3; i++) CHECK_CODE(auth_verify_token(a, t2, strlen(t2), sub), AUTH_OK);
+  auth_get_stats(a, &st);
+  CHECK(st.jwks_fetches == 3 && st.jwks_failures == 1 && st.jwks_keys == 1);
+  auth_free(a);
+  free(pl);
+  free(t1);
+  free(t2);
+  free(k1);
+  free(k2);
+  free(both);
+  free(only2);
+}
+
 /* ==== threads ================================================================== */
 
 typedef struct warg {
@@ -609,7 +699,9 @@ int main(void) {
   test_token_cases();
   test_header_shapes();
   test_cache();
+  test_leeway();
   test_jwks_fetch();
+  test_jwks_key_removed();
   test_threads();
   free(jwks1);
   EVP_PKEY_free(key1);

@@ -19,6 +19,8 @@
 #include "cruddur/arena.h"
 #include "cruddur/rpc_client.h"
 #include "metrics.h"
+#include "netaddr.h"
+#include "ratelimit.h"
 #include "route.h"
 #include "server.h"
 #include "ucache.h"
@@ -39,6 +41,8 @@ typedef struct static_site static_site;
  * request's framing itself is refused). */
 #define GW_E_BAD_REQUEST "bad_request"
 #define GW_E_REQUEST_TIMEOUT "request_timeout"
+/* 429 from the abuse limits (README "Abuse limits"), with Retry-After. */
+#define GW_E_RATE_LIMITED "rate_limited"
 /* (h1.c's verdicts add uri_too_long 414, request_header_fields_too_large
  * 431 and http_version_not_supported 505.) */
 
@@ -54,6 +58,8 @@ typedef struct gw_app {
   gw_ucache *ucache;     /* owned; Cognito sub -> user */
   gw_ucache *hcache;     /* owned; lower-case handle -> user (the public card) */
   gw_cors cors;
+  gw_rl *limits[GW_LIMIT_COUNT]; /* owned; NULL: that limit is off */
+  gw_cidrs trusted_proxies;      /* X-Forwarded-For is believed from these (GATEWAY_TRUSTED_PROXIES) */
   int64_t rpc_timeout_ms;
   int64_t health_timeout_ms;
   const unsigned char *openapi; /* static, embedded at build time */
@@ -122,6 +128,12 @@ extern const gw_handler gw_handlers[GW_R_COUNT];
  * Returns 0 and fills r->caller, or queues the error response (403, 503,
  * 504, ...) and returns -1 with *result set. */
 int gw_resolve_caller(gw_req *r, gw_http *c, const char *sub, gw_result *result);
+
+/* Takes a token of limit `l` for this request: per user (r->caller) for
+ * sends and starts, per client address for the public card. Returns 0 when
+ * allowed or the limit is off; else queues 429 ["rate_limited"] with
+ * Retry-After, counts it, and returns -1 with *result set. */
+int gw_rate_check(gw_req *r, gw_http *c, gw_limit l, gw_result *result);
 
 /* ---- the pipeline, called by server.c for each request ----------------- */
 

@@ -95,7 +95,7 @@ static int h1_on_headers_complete(http_parser *p) {
   if (h->dropped) return h1_fail(h, GW_H1_HEAD_TOO_LARGE);
   if (h->major != 1 || h->minor > 1) return h1_fail(h, GW_H1_VERSION);
   unsigned host = 0, clen = 0, te = 0;
-  int te_chunked = 0;
+  int te_chunked = 0, expect_unmet = 0;
   for (size_t i = 0; i < h->n_fields; i++) {
     gw_h1_field *f = &h->fields[i];
     while (f->value_len > 0 &&
@@ -116,12 +116,18 @@ static int h1_on_headers_complete(http_parser *p) {
       te++;
       te_chunked = h1_value_is(f, "chunked");
     } else if (h1_is(f, "Expect")) {
-      h->expect_continue = h->minor == 1 && h1_value_is(f, "100-continue");
+      /* 100-continue is the only expectation there is (RFC 9110 10.1.1);
+       * in an HTTP/1.0 request it is ignored, anything else is refused. */
+      if (!h1_value_is(f, "100-continue"))
+        expect_unmet = 1;
+      else
+        h->expect_continue = h->minor == 1;
     }
   }
   if (host > 1 || (host == 0 && h->minor == 1)) return h1_fail(h, GW_H1_BAD_REQUEST);
   if (clen > 1 || (te > 0 && (te > 1 || !te_chunked || clen > 0)))
     return h1_fail(h, GW_H1_BAD_REQUEST);
+  if (expect_unmet) return h1_fail(h, GW_H1_EXPECTATION);
   h->chunked = te_chunked;
   h->content_length = clen > 0 ? p->content_length : 0;
   h->has_body = h->chunked || h->content_length > 0;
@@ -276,6 +282,16 @@ const char *gw_h1_header(const gw_h1 *h, const char *name, size_t *len) {
   return NULL;
 }
 
+const char *gw_h1_header_last(const gw_h1 *h, const char *name, size_t *len) {
+  for (size_t i = h->n_fields; i-- > 0;) {
+    if (h1_is(&h->fields[i], name)) {
+      if (len != NULL) *len = h->fields[i].value_len;
+      return h->fields[i].value;
+    }
+  }
+  return NULL;
+}
+
 void gw_h1_verdict(gw_h1_status st, int *http_status, const char **code) {
   switch (st) {
   case GW_H1_URI_TOO_LONG:
@@ -289,6 +305,10 @@ void gw_h1_verdict(gw_h1_status st, int *http_status, const char **code) {
   case GW_H1_VERSION:
     *http_status = 505;
     *code = "http_version_not_supported";
+    return;
+  case GW_H1_EXPECTATION:
+    *http_status = 417;
+    *code = "expectation_failed";
     return;
   case GW_H1_OK:
   case GW_H1_BAD_REQUEST:

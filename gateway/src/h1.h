@@ -35,6 +35,7 @@ typedef enum {
   GW_H1_URI_TOO_LONG,   /* 414 uri_too_long: the request line alone is over GW_H1_HEAD_MAX */
   GW_H1_HEAD_TOO_LARGE, /* 431 request_header_fields_too_large */
   GW_H1_VERSION,        /* 505 http_version_not_supported: not HTTP/1.0 or 1.1 */
+  GW_H1_EXPECTATION,    /* 417 expectation_failed: an Expect other than 100-continue */
 } gw_h1_status;
 
 /* A header line, as views into the head (never NUL-terminated by us; a NUL
@@ -96,6 +97,9 @@ gw_h1_status gw_h1_feed_body(gw_h1 *h, const char *data, size_t len, size_t *use
 /* The first header called `name` (case-insensitive), or NULL; *len (when not
  * NULL) gets the value's length. */
 const char *gw_h1_header(const gw_h1 *h, const char *name, size_t *len);
+
+/* The same for the last header called `name` (where a proxy appends). */
+const char *gw_h1_header_last(const gw_h1 *h, const char *name, size_t *len);
 
 /* The HTTP status and the JSON error code for a refusal (st != GW_H1_OK). */
 void gw_h1_verdict(gw_h1_status st, int *http_status, const char **code);

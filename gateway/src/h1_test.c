@@ -99,6 +99,15 @@ static const struct {
     {"http/2.0", R("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), GW_H1_VERSION, 0, NULL, NULL, NULL, 0},
     {"http/9.9", R("GET / HTTP/9.9\r\nHost: x\r\n\r\n"), GW_H1_VERSION, 0, NULL, NULL, NULL, 0},
     {"http/1.2", R("GET / HTTP/1.2\r\nHost: x\r\n\r\n"), GW_H1_VERSION, 0, NULL, NULL, NULL, 0},
+    {"expect other than 100-continue", R("GET / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n"),
+     GW_H1_EXPECTATION, 0, NULL, NULL, NULL, 0},
+    {"a second expect", R("POST /m HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nExpect: "
+                          "x\r\nContent-Length: 1\r\n\r\nz"),
+     GW_H1_EXPECTATION, 0, NULL, NULL, NULL, 0},
+    {"expect on 1.0", R("GET / HTTP/1.0\r\nExpect: foo\r\n\r\n"), GW_H1_EXPECTATION, 0, NULL,
+     NULL, NULL, 0},
+    {"100-continue on 1.0 is ignored", R("GET /a HTTP/1.0\r\nExpect: 100-Continue\r\n\r\n"),
+     GW_H1_OK, 1, "GET", "/a", "", 41},
     {"1.1 without host", R("GET / HTTP/1.1\r\n\r\n"), GW_H1_BAD_REQUEST, 0, NULL, NULL, NULL, 0},
     {"two hosts", R("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"), GW_H1_BAD_REQUEST, 0, NULL,
      NULL, NULL, 0},
@@ -252,7 +261,8 @@ static void test_limits(void) {
   } v[] = {{GW_H1_BAD_REQUEST, 400, "bad_request"},
            {GW_H1_URI_TOO_LONG, 414, "uri_too_long"},
            {GW_H1_HEAD_TOO_LARGE, 431, "request_header_fields_too_large"},
-           {GW_H1_VERSION, 505, "http_version_not_supported"}};
+           {GW_H1_VERSION, 505, "http_version_not_supported"},
+           {GW_H1_EXPECTATION, 417, "expectation_failed"}};
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
     int s = 0;
     const char *c = NULL;

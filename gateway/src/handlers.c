@@ -182,6 +182,13 @@ static gw_result h_messages_create(gw_req *r, gw_http *c) {
     gw_create_clear(&in);
     return gw_reply_errors(r, c, 422, codes, n, 0);
   }
+  /* Valid requests only spend tokens; a retry with its Idempotency-Key does. */
+  gw_result limited;
+  if (gw_rate_check(r, c, in.mode == GW_CREATE_IN_GROUP ? GW_LIMIT_SENDS : GW_LIMIT_STARTS,
+                    &limited) != 0) {
+    gw_create_clear(&in);
+    return limited;
+  }
 
   Cruddur__Messages__V1__Participant me = participant(&r->caller);
   ProtobufCMessage *out = NULL;
@@ -248,6 +255,8 @@ static gw_result h_messages_create(gw_req *r, gw_http *c) {
 static gw_result h_user_short(gw_req *r, gw_http *c) {
   gw_user u;
   gw_result res;
+  /* Every lookup counts, misses above all: they are what enumeration is. */
+  if (gw_rate_check(r, c, GW_LIMIT_SHORT, &res) != 0) return res;
   /* A malformed handle cannot name anybody: the same 404 as an unknown one. */
   if (!gw_handle_valid(r->match.param)) return gw_reply_error(r, c, 404, GW_E_USER_NOT_FOUND);
   if (user_by_handle(r, c, r->match.param, GW_E_HANDLE_INVALID, &u, &res) != 0) return res;
@@ -296,6 +305,11 @@ static gw_result h_metrics(gw_req *r, gw_http *c) {
   x.user_cache_entries = gw_ucache_size(r->app->ucache, ts_mono_us());
   x.handle_cache_entries = gw_ucache_size(r->app->hcache, ts_mono_us());
   x.in_flight = (uint64_t)atomic_load(&r->app->in_flight);
+  for (int l = 0; l < GW_LIMIT_COUNT; l++) {
+    if (r->app->limits[l] == NULL) continue;
+    x.limit_entries[l] = gw_rl_size(r->app->limits[l]);
+    x.limit_evictions[l] = gw_rl_evictions(r->app->limits[l]);
+  }
   char *body = gw_metrics_render(&x);
   if (body == NULL) return gw_reply_error(r, c, 503, GW_E_INTERNAL);
   return gw_reply(r, c, 200, body, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);

@@ -144,6 +144,36 @@ int gw_resolve_caller(gw_req *r, gw_http *c, const char *sub, gw_result *result)
   return 0;
 }
 
+/* ---- abuse limits --------------------------------------------------------- */
+
+/* The client's address: the peer, or behind a trusted proxy what it says in
+ * X-Forwarded-For (the last such header: the one a proxy appends to). */
+static void client_key(gw_req *r, gw_http *c, uint8_t key[16]) {
+  gw_addr peer, client;
+  memset(&peer, 0, sizeof peer);
+  gw_addr_from_sockaddr(gw_http_peer(c), &peer);
+  size_t n = 0;
+  const char *xff = gw_http_header_last(c, "X-Forwarded-For", &n);
+  gw_client_addr(&peer, &r->app->trusted_proxies, xff, n, &client);
+  gw_addr_rate_key(&client, key);
+}
+
+int gw_rate_check(gw_req *r, gw_http *c, gw_limit l, gw_result *result) {
+  gw_rl *rl = r->app->limits[l];
+  if (rl == NULL) return 0;
+  uint8_t key[16];
+  if (l == GW_LIMIT_SHORT)
+    client_key(r, c, key);
+  else
+    gw_rl_key_uuid(r->caller.uuid, key);
+  int retry_after = 0;
+  if (gw_rl_take(rl, key, ts_mono_us(), &retry_after)) return 0;
+  gw_metrics_rate_limited(l);
+  const char *code = GW_E_RATE_LIMITED;
+  *result = gw_reply_errors(r, c, 429, &code, 1, retry_after);
+  return -1;
+}
+
 /* ---- the pipeline -------------------------------------------------------- */
 
 static int content_type_json(const char *ct) {

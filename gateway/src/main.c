@@ -18,6 +18,11 @@
 #include "cruddur/ts.h"
 #include "gateway.h"
 
+#ifndef GW_HAVE_AUTH /* the ranges stay those of the auth module */
+#define AUTH_LEEWAY_MAX_S 300
+#define AUTH_JWKS_REFRESH_S 300
+#endif
+
 /* The committed gateway/openapi.json, embedded by the build (xxd -i). */
 extern unsigned char gateway_openapi_json[];
 extern unsigned int gateway_openapi_json_len;
@@ -62,6 +67,28 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, int *v6) {
   return 0;
 }
 
+/* The abuse limits from GATEWAY_LIMIT_*: a burst of 0 turns one off.
+ * Defaults per replica: generous for people, and for our own test suites'
+ * default traffic. */
+static int limits_open(gw_rl *out[GW_LIMIT_COUNT]) {
+  static const struct {
+    const char *burst_env, *rate_env;
+    long burst, per_min;
+  } def[GW_LIMIT_COUNT] = {
+      [GW_LIMIT_SENDS] = {"GATEWAY_LIMIT_SENDS_BURST", "GATEWAY_LIMIT_SENDS_PER_MIN", 60, 60},
+      [GW_LIMIT_STARTS] = {"GATEWAY_LIMIT_STARTS_BURST", "GATEWAY_LIMIT_STARTS_PER_MIN", 30, 10},
+      [GW_LIMIT_SHORT] = {"GATEWAY_LIMIT_SHORT_BURST", "GATEWAY_LIMIT_SHORT_PER_MIN", 120, 60},
+  };
+  long table = cfg_int("GATEWAY_LIMIT_TABLE", 16384, 128, 1 << 22);
+  for (int l = 0; l < GW_LIMIT_COUNT; l++) {
+    long burst = cfg_int(def[l].burst_env, def[l].burst, 0, 1000000);
+    long per_min = cfg_int(def[l].rate_env, def[l].per_min, 1, 1000000);
+    out[l] = NULL;
+    if (burst > 0 && gw_rl_new(burst, per_min, (size_t)table, &out[l]) != 0) return -1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "serve") != 0) {
     fprintf(stderr, "usage: gateway [serve]\n");
@@ -100,17 +127,21 @@ int main(int argc, char **argv) {
   (void)ncpu;
   long rpc_timeout = cfg_int("GATEWAY_RPC_TIMEOUT_MS", 2000, 50, 60000);
   long max_conn = cfg_int("GATEWAY_MAX_CONNECTIONS", 1024, 1, 100000);
-  long conn_timeout = cfg_int("GATEWAY_CONN_TIMEOUT_S", 15, 1, 3600);
-  /* The whole request (head and body) from accept or from the end of the
-   * previous request: an idle keep-alive wait (up to conn_timeout) plus as
-   * long again to send the request. */
-  long req_timeout = cfg_int("GATEWAY_REQUEST_TIMEOUT_S", 2 * conn_timeout, 1, 7200);
-  /* 0 = no per-address limit. Everything behind one proxy shares an address. */
+  /* Idle keep-alive: longer than a load balancer's own idle timeout (ALB:
+   * 60 s), or the balancer reuses a connection we are closing (a 502). */
+  long conn_timeout = cfg_int("GATEWAY_CONN_TIMEOUT_S", 75, 1, 3600);
+  /* The whole request (head and body) from its first byte. */
+  long req_timeout =
+      cfg_int("GATEWAY_REQUEST_TIMEOUT_S", conn_timeout < 15 ? 2 * conn_timeout : 30, 1, 7200);
+  /* 0 = no per-address limit. Everything behind one proxy shares an address:
+   * the trusted proxies below are exempt. */
   long per_ip = cfg_int("GATEWAY_MAX_CONNECTIONS_PER_IP", 256, 0, 100000);
   long drain_ms = cfg_int("GATEWAY_DRAIN_MS", 10000, 0, 600000);
   long ucache_ttl = cfg_int("GATEWAY_USER_CACHE_TTL_S", 30, 0, 3600);
   long hcache_ttl = cfg_int("GATEWAY_HANDLE_CACHE_TTL_S", 5, 0, 3600);
-  long leeway = cfg_int("GATEWAY_TOKEN_LEEWAY_S", 30, 0, 300);
+  long leeway = cfg_int("GATEWAY_TOKEN_LEEWAY_S", 30, 0, AUTH_LEEWAY_MAX_S);
+  /* How long a key removed from the JWKS can stay trusted (plus one fetch). */
+  long jwks_refresh = cfg_int("GATEWAY_JWKS_REFRESH_S", AUTH_JWKS_REFRESH_S, 1, 86400);
 
   struct sockaddr_storage ss;
   int v6 = 0;
@@ -119,6 +150,18 @@ int main(int argc, char **argv) {
     return 2;
   }
   static gw_app app;
+  const char *proxies = cfg_str("GATEWAY_TRUSTED_PROXIES", "");
+  if (gw_cidrs_parse(proxies, &app.trusted_proxies) != 0) {
+    fprintf(stderr,
+            "GATEWAY_TRUSTED_PROXIES is malformed: want comma-separated addresses or networks "
+            "(10.0.0.0/8, 2001:db8::/32), at most %d (got \"%s\")\n",
+            GW_CIDRS_MAX, proxies);
+    return 2;
+  }
+  if (limits_open(app.limits) != 0) {
+    fprintf(stderr, "gateway: out of memory at start\n");
+    return 1;
+  }
   if (gw_cors_init(&app.cors, cfg_str("FRONTEND_URL", ""), cfg_str("BACKEND_URL", "")) != 0) {
     fprintf(stderr,
             "FRONTEND_URL/BACKEND_URL are malformed: want comma-separated http(s)://host[:port] "
@@ -142,7 +185,13 @@ int main(int argc, char **argv) {
 #ifdef GW_HAVE_AUTH
   char jwks_url[600];
   snprintf(jwks_url, sizeof jwks_url, "%s/.well-known/jwks.json", issuer);
-  auth_config acfg = {issuer, client_id, jwks_url, (int)leeway, 10000, 30};
+  auth_config acfg = {.issuer = issuer,
+                      .client_id = client_id,
+                      .jwks_url = cfg_str("GATEWAY_JWKS_URL", jwks_url),
+                      .leeway_s = (int)leeway,
+                      .cache_max = 10000,
+                      .jwks_min_refresh_s = AUTH_JWKS_MIN_REFRESH_S,
+                      .jwks_refresh_s = (int)jwks_refresh};
   if (auth_new(&acfg, &app.auth) != 0) {
     fprintf(stderr, "gateway: cannot set up token verification\n");
     return 1;
@@ -150,6 +199,7 @@ int main(int argc, char **argv) {
 #else
   (void)client_id;
   (void)leeway;
+  (void)jwks_refresh;
   log_warn("built without the auth module: authenticated routes answer 503");
 #endif
 
@@ -185,6 +235,7 @@ int main(int argc, char **argv) {
                         .workers = workers,
                         .max_conn = max_conn,
                         .per_ip = per_ip,
+                        .per_ip_exempt = &app.trusted_proxies,
                         .idle_us = (int64_t)conn_timeout * 1000000,
                         .request_us = (int64_t)req_timeout * 1000000,
                         .thread_stack = GW_THREAD_STACK};
@@ -219,6 +270,8 @@ int main(int argc, char **argv) {
   rpc_channel_close(app.messages);
   gw_ucache_free(app.ucache);
   gw_ucache_free(app.hcache);
+  for (int l = 0; l < GW_LIMIT_COUNT; l++)
+    gw_rl_free(app.limits[l]);
   log_info("gateway stopped");
   return 0;
 }

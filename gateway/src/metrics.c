@@ -8,8 +8,8 @@
 #include <string.h>
 
 /* Statuses we count by name; anything else lands in "other". */
-static const int statuses[] = {200, 204, 400, 401, 403, 404, 405, 409,
-                               413, 415, 422, 500, 502, 503, 504};
+static const int statuses[] = {200, 204, 400, 401, 403, 404, 405, 408, 409, 413,
+                               414, 415, 417, 422, 429, 431, 500, 502, 503, 504, 505};
 #define N_STATUS (sizeof statuses / sizeof statuses[0])
 /* Histogram upper bounds in microseconds (rendered in seconds). */
 static const int64_t bounds_us[] = {250,   500,    1000,   2500,   5000,    10000,  25000,
@@ -28,6 +28,8 @@ static _Atomic uint64_t up_count[GW_UP_COUNT][17];
 static hist up_hist[GW_UP_COUNT];
 static _Atomic uint64_t ucache[2];
 static _Atomic uint64_t hcache[2];
+static _Atomic uint64_t limited[GW_LIMIT_COUNT];
+static const char *const limit_names[GW_LIMIT_COUNT] = {"sends", "starts", "user_short"};
 
 static const char *const up_names[GW_UP_COUNT] = {
     "users.GetUser",          "messages.ListMessageGroups",  "messages.ListMessages",
@@ -68,6 +70,11 @@ void gw_metrics_upstream(gw_upstream_method m, int grpc_code, int64_t duration_u
 
 void gw_metrics_user_cache(int hit) {
   atomic_fetch_add_explicit(&ucache[hit ? 1 : 0], 1, memory_order_relaxed);
+}
+
+void gw_metrics_rate_limited(gw_limit l) {
+  if ((int)l >= 0 && l < GW_LIMIT_COUNT)
+    atomic_fetch_add_explicit(&limited[l], 1, memory_order_relaxed);
 }
 
 void gw_metrics_handle_cache(int hit) {
@@ -129,6 +136,27 @@ static void render_hist(buf *b, const char *name, const char *label, const char 
           (unsigned long long)count);
   bprintf(b, "%s_sum{%s=\"%s\"} %.6f\n", name, label, value, (double)ld(&h->sum_us) / 1e6);
   bprintf(b, "%s_count{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long)count);
+}
+
+/* The abuse limits: refusals always, table figures when the app gave them. */
+static void render_limits(buf *b, const gw_metrics_extra *x) {
+  bprintf(b, "# HELP gateway_rate_limited_total Requests refused with 429, by limit.\n"
+             "# TYPE gateway_rate_limited_total counter\n");
+  for (int l = 0; l < GW_LIMIT_COUNT; l++)
+    bprintf(b, "gateway_rate_limited_total{limit=\"%s\"} %llu\n", limit_names[l],
+            (unsigned long long)ld(&limited[l]));
+  if (x == NULL) return;
+  bprintf(b, "# HELP gateway_rate_limit_entries Keys held in each limit's table.\n"
+             "# TYPE gateway_rate_limit_entries gauge\n");
+  for (int l = 0; l < GW_LIMIT_COUNT; l++)
+    bprintf(b, "gateway_rate_limit_entries{limit=\"%s\"} %llu\n", limit_names[l],
+            (unsigned long long)x->limit_entries[l]);
+  bprintf(b, "# HELP gateway_rate_limit_evictions_total Live buckets pushed out of a full "
+             "table (raise its size when this grows).\n"
+             "# TYPE gateway_rate_limit_evictions_total counter\n");
+  for (int l = 0; l < GW_LIMIT_COUNT; l++)
+    bprintf(b, "gateway_rate_limit_evictions_total{limit=\"%s\"} %llu\n", limit_names[l],
+            (unsigned long long)x->limit_evictions[l]);
 }
 
 static const char *route_label(const gw_route *rt, int r) {
@@ -227,6 +255,7 @@ char *gw_metrics_render(const gw_metrics_extra *x) {
             (unsigned long long)x->jwks_failures, (unsigned long long)x->auth_rejected,
             (unsigned long long)x->in_flight);
   }
+  render_limits(&b, x);
   if (b.failed) {
     free(b.p);
     return NULL;

@@ -33,10 +33,22 @@ void gw_metrics_user_cache(int hit);
 /* The handle -> user cache. */
 void gw_metrics_handle_cache(int hit);
 
+/* The abuse limits (README "Abuse limits"): per user, per client address. */
+typedef enum {
+  GW_LIMIT_SENDS = 0, /* POST /api/messages into a group, per user */
+  GW_LIMIT_STARTS,    /* POST /api/messages with a handle, per user */
+  GW_LIMIT_SHORT,     /* GET /api/users/@{handle}/short, per client address */
+  GW_LIMIT_COUNT
+} gw_limit;
+
+/* Counts one request refused with 429 by limit `l`. */
+void gw_metrics_rate_limited(gw_limit l);
+
 /* Extra gauges/counters rendered after ours (token cache and JWKS figures). */
 typedef struct gw_metrics_extra {
   uint64_t token_cache_hits, token_cache_misses, jwks_fetches, jwks_failures, auth_rejected;
   uint64_t token_cache_entries, user_cache_entries, handle_cache_entries, in_flight;
+  uint64_t limit_entries[GW_LIMIT_COUNT], limit_evictions[GW_LIMIT_COUNT];
 } gw_metrics_extra;
 
 /* Renders the Prometheus text format (version 0.0.4). Returns a malloc'd

@@ -91,6 +91,13 @@ static int pattern_match(const char *pattern, const char *path, char *param) {
   return *s == '\0';
 }
 
+/* HEAD is GET without the body (RFC 9110 9.3.2): every GET route takes it,
+ * and server.c leaves the body out. Methods are case-sensitive. */
+static int method_matches(const char *method, const char *route_method) {
+  return strcmp(method, route_method) == 0 ||
+         (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
+}
+
 gw_match_code gw_route_match(const char *method, const char *path, gw_match *out) {
   const gw_route *hit = NULL, *path_hit = NULL;
   char param[GW_PARAM_MAX + 1], hit_param[GW_PARAM_MAX + 1] = "";
@@ -105,8 +112,9 @@ gw_match_code gw_route_match(const char *method, const char *path, gw_match *out
     if (strstr(allow, routes[i].method) == NULL) {
       if (allow[0] != '\0') strcat(allow, ", ");
       strcat(allow, routes[i].method);
+      if (strcmp(routes[i].method, "GET") == 0) strcat(allow, ", HEAD");
     }
-    if (hit == NULL && strcmp(method, routes[i].method) == 0) {
+    if (hit == NULL && method_matches(method, routes[i].method)) {
       hit = &routes[i];
       memcpy(hit_param, param, sizeof param);
     }

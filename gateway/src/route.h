@@ -46,13 +46,14 @@ typedef enum {
 typedef struct gw_match {
   const gw_route *route;        /* reference into the static table */
   char param[GW_PARAM_MAX + 1]; /* decoded parameter ("" when the route has none; no '@') */
-  char allow[64];               /* "GET, OPTIONS" for 405 and OPTIONS */
+  char allow[64];               /* "GET, HEAD, OPTIONS" for 405 and OPTIONS */
 } gw_match;
 
 /* The table, GW_R_COUNT entries indexed by gw_route_id. */
 const gw_route *gw_route_table(void);
 
-/* Matches `method` and the raw (encoded) `path` (without the query string).
+/* Matches `method` and the raw (encoded) `path` (without the query string);
+ * HEAD matches the GET routes.
  * *out is written only for codes other than GW_MATCH_NOT_FOUND. */
 gw_match_code gw_route_match(const char *method, const char *path, gw_match *out);
 

@@ -15,13 +15,13 @@ typedef struct rcase {
 } rcase;
 
 static const rcase cases[] = {
-    {"GET", "/api/message_groups", GW_MATCH_OK, GW_R_GROUPS, "", "GET, OPTIONS"},
-    {"POST", "/api/message_groups", GW_MATCH_METHOD, GW_R_GROUPS, "", "GET, OPTIONS"},
+    {"GET", "/api/message_groups", GW_MATCH_OK, GW_R_GROUPS, "", "GET, HEAD, OPTIONS"},
+    {"POST", "/api/message_groups", GW_MATCH_METHOD, GW_R_GROUPS, "", "GET, HEAD, OPTIONS"},
     {"GET", "/api/message_groups/", GW_MATCH_NOT_FOUND, 0, NULL, NULL}, /* trailing slash */
     {"GET", "/api//message_groups", GW_MATCH_NOT_FOUND, 0, NULL, NULL}, /* empty segment */
     {"GET", "/API/message_groups", GW_MATCH_NOT_FOUND, 0, NULL, NULL},  /* case matters */
     {"GET", "/api/messages/5ae290ed-55d1-47a0-bc6d-fe2bc2700399", GW_MATCH_OK, GW_R_MESSAGES_LIST,
-     "5ae290ed-55d1-47a0-bc6d-fe2bc2700399", "GET, OPTIONS"},
+     "5ae290ed-55d1-47a0-bc6d-fe2bc2700399", "GET, HEAD, OPTIONS"},
     {"GET", "/api/messages/not-a-uuid", GW_MATCH_OK, GW_R_MESSAGES_LIST, "not-a-uuid", NULL},
     {"GET", "/api/messages/a%2Fb", GW_MATCH_NOT_FOUND, 0, NULL, NULL}, /* encoded slash */
     {"GET", "/api/messages/a%00b", GW_MATCH_NOT_FOUND, 0, NULL, NULL}, /* encoded NUL */
@@ -29,7 +29,7 @@ static const rcase cases[] = {
     {"GET", "/api/messages/ab%4", GW_MATCH_NOT_FOUND, 0, NULL, NULL},  /* cut escape */
     {"GET", "/api/messages/x/y", GW_MATCH_NOT_FOUND, 0, NULL, NULL},
     {"POST", "/api/messages/5ae290ed-55d1-47a0-bc6d-fe2bc2700399", GW_MATCH_METHOD,
-     GW_R_MESSAGES_LIST, "5ae290ed-55d1-47a0-bc6d-fe2bc2700399", "GET, OPTIONS"},
+     GW_R_MESSAGES_LIST, "5ae290ed-55d1-47a0-bc6d-fe2bc2700399", "GET, HEAD, OPTIONS"},
     {"POST", "/api/messages", GW_MATCH_OK, GW_R_MESSAGES_CREATE, "", "POST, OPTIONS"},
     {"GET", "/api/messages", GW_MATCH_METHOD, GW_R_MESSAGES_CREATE, "", "POST, OPTIONS"},
     {"OPTIONS", "/api/messages", GW_MATCH_OPTIONS, GW_R_MESSAGES_CREATE, "", "POST, OPTIONS"},
@@ -44,7 +44,12 @@ static const rcase cases[] = {
     {"GET", "/api/users/@andrewbrown", GW_MATCH_NOT_FOUND, 0, NULL, NULL},
     {"GET", "/api/%75sers/@x/short", GW_MATCH_OK, GW_R_USER_SHORT, "x", NULL}, /* literal decoded */
     {"GET", "/healthz", GW_MATCH_OK, GW_R_HEALTHZ, "", NULL},
-    {"HEAD", "/healthz", GW_MATCH_METHOD, GW_R_HEALTHZ, "", "GET, OPTIONS"},
+    /* HEAD is GET without the body: every GET route takes it. */
+    {"HEAD", "/healthz", GW_MATCH_OK, GW_R_HEALTHZ, "", "GET, HEAD, OPTIONS"},
+    {"HEAD", "/api/message_groups", GW_MATCH_OK, GW_R_GROUPS, "", "GET, HEAD, OPTIONS"},
+    {"HEAD", "/api/users/@bayko/short", GW_MATCH_OK, GW_R_USER_SHORT, "bayko", NULL},
+    {"HEAD", "/api/messages", GW_MATCH_METHOD, GW_R_MESSAGES_CREATE, "", "POST, OPTIONS"},
+    {"head", "/healthz", GW_MATCH_METHOD, GW_R_HEALTHZ, "", "GET, HEAD, OPTIONS"},
     {"GET", "/readyz", GW_MATCH_OK, GW_R_READYZ, "", NULL},
     {"GET", "/metrics", GW_MATCH_OK, GW_R_METRICS, "", NULL},
     {"GET", "/openapi.json", GW_MATCH_OK, GW_R_OPENAPI, "", NULL},

@@ -13,7 +13,7 @@
  *
  *   deadlines  idle: nothing received for GATEWAY_CONN_TIMEOUT_S -> closed
  *              silently; whole request (head + body) not in within
- *              GATEWAY_REQUEST_TIMEOUT_S of accept or of the previous answer
+ *              GATEWAY_REQUEST_TIMEOUT_S of its first byte
  *              -> 408 ["request_timeout"], closed;
  *   refusals   h1.c's verdict (400/414/431/505) as our JSON error, closed;
  *   bodies     read only after the head passed the pipeline (auth, 415,
@@ -114,6 +114,14 @@ const char *gw_http_path(const gw_http *c) {
 
 const char *gw_http_header(const gw_http *c, const char *name, size_t *len) {
   return gw_h1_header(&c->h1, name, len);
+}
+
+const char *gw_http_header_last(const gw_http *c, const char *name, size_t *len) {
+  return gw_h1_header_last(&c->h1, name, len);
+}
+
+const struct sockaddr_storage *gw_http_peer(const gw_http *c) {
+  return &c->peer;
 }
 
 int gw_http_arg(const gw_http *c, const char *name, const char **val, size_t *len) {
@@ -340,7 +348,10 @@ static int srv_serve(gw_http *c) {
     }
     if (s->n_pool > 0 && !fresh && c->len == 0) return SRV_PARK;
     int64_t t0 = ts_mono_us();
-    int64_t deadline = t0 + s->cfg.request_us;
+    /* The request deadline starts with its first byte: the wait before it
+     * is bounded by the idle timeout alone, which must outlast the idle
+     * timeout of a load balancer in front (README). */
+    int64_t deadline = c->len > 0 ? t0 + s->cfg.request_us : INT64_MAX;
     int64_t last_rx = t0;
     gw_h1_begin(&c->h1);
     c->has_resp = 0;
@@ -357,6 +368,7 @@ static int srv_serve(gw_http *c) {
         if (st != GW_H1_OK || c->h1.head_done) break;
       }
       long rr = srv_read(c, GW_H1_HEAD_MAX, deadline, &last_rx, c->len == 0);
+      if (rr > 0 && deadline == INT64_MAX) deadline = last_rx + s->cfg.request_us;
       if (rr == RD_DEADLINE) {
         srv_refuse(c, NULL, 408, GW_E_REQUEST_TIMEOUT);
         return SRV_DONE;
@@ -589,12 +601,16 @@ static void srv_admit(gw_srv *s, int fd, const struct sockaddr_storage *peer) {
   struct timeval tv = {(time_t)(s->cfg.idle_us / 1000000), (suseconds_t)(s->cfg.idle_us % 1000000)};
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 
+  /* A trusted proxy (a load balancer) carries everybody's connections. */
+  gw_addr pa;
+  int capped = s->cfg.per_ip > 0 && !(gw_addr_from_sockaddr(peer, &pa) == 0 &&
+                                      gw_cidrs_has(s->cfg.per_ip_exempt, &pa));
   pthread_mutex_lock(&s->mu);
   long same = 0;
-  if (s->cfg.per_ip > 0)
+  if (capped)
     for (gw_http *k = s->conns; k != NULL; k = k->next)
       same += srv_same_addr(&k->peer, peer);
-  if (s->n_conns >= s->cfg.max_conn || (s->cfg.per_ip > 0 && same >= s->cfg.per_ip)) {
+  if (s->n_conns >= s->cfg.max_conn || (capped && same >= s->cfg.per_ip)) {
     pthread_mutex_unlock(&s->mu);
     log_debug("connection refused at accept: %s", s->n_conns >= s->cfg.max_conn
                                                       ? "GATEWAY_MAX_CONNECTIONS"

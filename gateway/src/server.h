@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "netaddr.h"
+
 typedef struct gw_http gw_http;
 typedef struct gw_srv gw_srv;
 struct gw_app;
@@ -29,8 +31,9 @@ typedef struct gw_srv_config {
   long workers;        /* 0: a thread per connection; N: a pool of N threads, idle connections parked */
   long max_conn;       /* open connections (queued ones included); more are closed at accept */
   long per_ip;         /* open connections from one address; 0 = no limit */
+  const gw_cidrs *per_ip_exempt; /* addresses the per_ip cap skips (trusted proxies), or NULL */
   int64_t idle_us;     /* nothing received (or sendable) for this long: closed, no answer */
-  int64_t request_us;  /* whole request (head + body) deadline -> 408 */
+  int64_t request_us;  /* whole request (head + body) from its first byte -> 408 */
   size_t thread_stack; /* bytes per connection thread */
 } gw_srv_config;
 
@@ -64,6 +67,12 @@ const char *gw_http_path(const gw_http *c);
  * (trailing blanks removed) is NUL-terminated and holds no NUL (such a
  * request was refused with 400), so *len (when not NULL) == strlen. */
 const char *gw_http_header(const gw_http *c, const char *name, size_t *len);
+
+/* The same for the last header called `name`. */
+const char *gw_http_header_last(const gw_http *c, const char *name, size_t *len);
+
+/* The connection's peer address (a proxy's, behind one). */
+const struct sockaddr_storage *gw_http_peer(const gw_http *c);
 
 /* The first query argument `name=...` (exact bytes): returns 1 and sets
  * *val and *len to its raw value (still percent-encoded, not

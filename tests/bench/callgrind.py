@@ -8,7 +8,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "stack"))
-from stack import Stack, http_ok, stubs  # noqa: E402
+from stack import LOAD_TEST_LIMITS, Stack, http_ok, stubs  # noqa: E402
 
 N = int(os.environ["PROF_N"])
 OUT = os.environ["PROF_OUT"]
@@ -81,7 +81,7 @@ def main():
         s.users_svc(migrate=True, seed=True)
         s.run("users-svc", "sync-cognito", check=True)
         s.messages_svc(schema=True)
-        s.gateway(env={"LOG_LEVEL": "warn"})
+        s.gateway(env=dict(LOAD_TEST_LIMITS, LOG_LEVEL="warn"))
         token = s.token("andrewbrown")
         c = Client(s.gateway_url, token)
         group = c.call("POST", "/api/messages", {"message": "start", "handle": "bayko"})["message_group_uuid"]
@@ -109,7 +109,7 @@ def main():
         rows.append(("gateway", "GET /api/users/@handle/short", measure(s, "gateway", out, short)))
         rows.append(("gateway", "POST /api/messages", measure(s, "gateway", out, post)))
         s.terminate("gateway")
-        s.gateway(env={"LOG_LEVEL": "warn"})
+        s.gateway(env=dict(LOAD_TEST_LIMITS, LOG_LEVEL="warn"))
         c = Client(s.gateway_url, token)
 
         addr = s.messages_addr

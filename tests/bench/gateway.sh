@@ -49,7 +49,7 @@ exec /usr/bin/python3 - <<'PY'
 import json, os, re, subprocess, sys, tempfile, time, urllib.error, urllib.request
 sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "stack"))
 sys.path.insert(0, os.environ["BENCH_DIR"])
-from stack import Stack, pg_bindir
+from stack import LOAD_TEST_LIMITS, Stack, pg_bindir
 from benchlib import cpu_all, cpu_us_per, mem_kib, record, target, wrk as wrk_run
 
 secs = int(os.environ["BENCH_SECONDS"])
@@ -88,7 +88,7 @@ with Stack() as s:
     # Upstream worker pools sized to the load (the stack's default is 4), so
     # the comparison measures the path, not a queue in front of dynalite.
     s.messages_svc(schema=True, env={"RPC_WORKERS": str(max(4, conns))})
-    gw_env = {"LOG_LEVEL": "warn"}
+    gw_env = dict(LOAD_TEST_LIMITS, LOG_LEVEL="warn")
     if os.environ.get("BENCH_WORKERS"):
         gw_env["GATEWAY_WORKERS"] = os.environ["BENCH_WORKERS"]
     s.gateway(env=gw_env)

@@ -58,7 +58,7 @@ exec /usr/bin/python3 - <<'PY'
 import http.client, json, os, re, subprocess, sys, threading, time, uuid
 sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "stack"))
 sys.path.insert(0, os.environ["BENCH_DIR"])
-from stack import Stack, pg_bindir, REGION
+from stack import LOAD_TEST_LIMITS, Stack, pg_bindir, REGION
 from benchlib import cpu_all, cpu_s, cpu_us_per, mem_kib, record, target, wrk
 
 MATRIX_SECS = int(os.environ["BENCH_MATRIX_SECONDS"])
@@ -214,7 +214,8 @@ def svc_env(w):
     return ({"RPC_WORKERS": w, "PG_POOL_SIZE": w}, {"RPC_WORKERS": w}, {"GATEWAY_WORKERS": w})
 
 
-GW_COMMON = {"LOG_LEVEL": "warn", "GATEWAY_MAX_CONNECTIONS_PER_IP": "0", "GATEWAY_DRAIN_MS": "2000"}
+GW_COMMON = dict(LOAD_TEST_LIMITS, LOG_LEVEL="warn", GATEWAY_MAX_CONNECTIONS_PER_IP="0",
+                 GATEWAY_DRAIN_MS="2000")
 
 
 def start_services(s, w, first=False):

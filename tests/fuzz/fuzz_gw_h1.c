@@ -9,7 +9,7 @@
  * token method, version 1.0 or 1.1, token field names, values without NUL,
  * CR or LF and without trailing blanks, exactly one Host on HTTP/1.1, never
  * Content-Length beside Transfer-Encoding; the head never exceeds
- * GW_H1_HEAD_MAX; a refusal maps to 400, 414, 431 or 505. */
+ * GW_H1_HEAD_MAX; a refusal maps to 400, 414, 417, 431 or 505. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int status = 0;
     const char *code = NULL;
     gw_h1_verdict(ra.st, &status, &code);
-    if (code == NULL || (status != 400 && status != 414 && status != 431 && status != 505)) abort();
+    if (code == NULL || (status != 400 && status != 414 && status != 417 && status != 431 &&
+                             status != 505)) abort();
     return 0;
   }
   if (!ra.head_done) return 0;

@@ -26,7 +26,8 @@ import uuid as uuidlib
 SOURCE_DIR = os.environ.get("CRUDDUR_SOURCE_DIR") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "stack"))
-from stack import Stack, aws_json, free_port, pg_bindir, stubs, NODE_BIN  # noqa: E402,F401
+from stack import (Stack, aws_json, free_port, pg_bindir, stubs, NODE_BIN,  # noqa: E402,F401
+                   LOAD_TEST_LIMITS)
 
 COGNITO_KEY_JSON = os.path.join(NODE_BIN, "..", "cognito-local", "lib", "keys",
                                 "cognitoLocal.private.json")
@@ -545,6 +546,7 @@ class DelayProxy:
 
 
 # ---- the world: a stack with known users ---------------------------------------
+
 SEEDED = (("andrewbrown", "Andrew Brown", "andrew@exampro.co"),
           ("bayko", "Andrew Bayko", "bayko@exampro.co"),
           ("londo", "Londo Mollari", "lmollari@centari.com"))

@@ -158,7 +158,8 @@ class FaultsUnderLoad(unittest.TestCase):
         # messages-svc talks to dynalite only through this proxy.
         proxy = hostile.DelayProxy(dyn_port, 0.0)
         w = hostile.World(extra_users=WRITERS,
-                          messages_env={"AWS_ENDPOINT_URL_DYNAMODB": proxy.url})
+                          messages_env={"AWS_ENDPOINT_URL_DYNAMODB": proxy.url},
+                          gateway_env=hostile.LOAD_TEST_LIMITS)
         w.s.fixed_ports = {"dynalite": dyn_port}
         w.proxies.append(proxy)
         events = []      # (name, t_fault_start, t_dependency_back, recovery seconds or None)

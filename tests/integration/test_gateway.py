@@ -424,9 +424,9 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(r.status, 405)
         r = self.req("POST", "/api/message_groups", token=self.tokens["andrewbrown"], body={})
         self.assertEqual(r.status, 405)
-        self.assertEqual(r.header("allow"), "GET, OPTIONS")
+        self.assertEqual(r.header("allow"), "GET, HEAD, OPTIONS")
         r = self.req("PUT", "/api/users/@bayko/short")
-        self.assertEqual((r.status, r.header("allow")), (405, "GET, OPTIONS"))
+        self.assertEqual((r.status, r.header("allow")), (405, "GET, HEAD, OPTIONS"))
 
     # ---- CORS ------------------------------------------------------------------
     def test_cors(self):

@@ -82,7 +82,8 @@ class LoadAndLifecycle(unittest.TestCase):
         w = hostile.World(extra_users=CLIENTS, svc_env={"ASAN_OPTIONS": ASAN},
                           messages_env={"AWS_ENDPOINT_URL_DYNAMODB": proxy.url},
                           users_env={"CONNECTION_URL": "postgresql://postgres@127.0.0.1:%d/cruddur"
-                                     % pg_proxy.port})
+                                     % pg_proxy.port},
+                          gateway_env=hostile.LOAD_TEST_LIMITS)
         w.s.fixed_ports = {"dynalite": port, "postgres": pg_port}
         w.proxies += [proxy, pg_proxy]
         with w:

@@ -38,7 +38,8 @@ def main():
     window = {"lat": [], "st": collections.Counter()}
     total = collections.Counter()
     stop = threading.Event()
-    with hostile.World(extra_users=args.clients, svc_env={"ASAN_OPTIONS": asan}) as w:
+    with hostile.World(extra_users=args.clients, svc_env={"ASAN_OPTIONS": asan},
+                       gateway_env=hostile.LOAD_TEST_LIMITS) as w:
         groups = {}
         for i in range(args.clients):
             h = "load%02d" % i
