@@ -1,5 +1,5 @@
 /* aws.c - AWS JSON-protocol calls over libcurl with SigV4, retries and a
- * time budget. Credentials come from aws_creds.c. */
+ * time budget. Credentials come from aws_creds.c, signatures from sigv4.c. */
 #define _GNU_SOURCE
 #include "cruddur/aws.h"
 
@@ -17,6 +17,7 @@
 
 #include "aws_internal.h"
 #include "cruddur/dbuf.h"
+#include "sigv4.h"
 #include "cruddur/jarena.h"
 
 /* An answer larger than this is refused (AWS_E_PROTOCOL): DynamoDB's largest
@@ -26,6 +27,8 @@
  * not pin memory in every worker thread. */
 #define AWS_RESP_KEEP ((size_t)256 << 10)
 #define AWS_CONNECT_TIMEOUT_MS 3000
+/* The canonical request and string to sign of one call: headers and a hash. */
+#define AWS_SIGN_SCRATCH_CAP ((size_t)64 << 10)
 
 /* One curl handle and response buffer per (client, thread): kept-alive
  * connections without locks. Linked into the client so aws_client_free can
@@ -36,13 +39,16 @@ typedef struct aws_thread {
   dbuf body; /* the last answer, at most AWS_RESP_CAP bytes */
   char type_hdr[128]; /* x-amzn-ErrorType of the last answer */
   char curl_err[CURL_ERROR_SIZE];
+  sigv4_key key; /* this thread's signing key for the client's region/service */
+  dbuf scratch;  /* canonical request + string to sign */
   uint64_t rng;
   struct aws_thread *prev, *next;
 } aws_thread;
 
 struct aws_client {
-  char *service, *region, *endpoint, *url, *sigv4;
-  char *target_prefix, *content_type_hdr;
+  char *service, *region, *endpoint, *url;
+  char *host, *path; /* as sent and signed: "name[:port]" (port when not the default) */
+  char *target_prefix, *content_type, *content_type_hdr, *host_hdr;
   int max_attempts, base_backoff_ms, max_backoff_ms;
   awsi_provider *creds;
   pthread_key_t key;
@@ -123,6 +129,8 @@ const char *aws_strerror(aws_code code) {
 
 static void thread_free(aws_thread *t) {
   if (t->easy) curl_easy_cleanup(t->easy);
+  sigv4_key_wipe(&t->key);
+  dbuf_free(&t->scratch);
   dbuf_free(&t->body);
   free(t);
 }
@@ -139,6 +147,32 @@ static void thread_destroy(void *p) {
   thread_free(t);
 }
 
+/* The Host header value and the path of url, as curl will send them: the
+ * port only when it is not the scheme's default. Both malloc'd; 0 ok. */
+static int url_host_path(const char *url, char **host, char **path) {
+  CURLU *u = curl_url();
+  char *h = NULL, *port = NULL, *p = NULL;
+  int rc = -1;
+  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PATH, &p, CURLU_URLDECODE) == CURLUE_OK) {
+    CURLUcode pc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT);
+    *host = pc == CURLUE_OK ? str_printf("%s:%s", h, port) : strdup(h);
+    *path = strdup(p);
+    rc = *host && *path ? 0 : -1;
+    if (rc != 0) {
+      free(*host);
+      free(*path);
+      *host = *path = NULL;
+    }
+  }
+  curl_free(h);
+  curl_free(port);
+  curl_free(p);
+  curl_url_cleanup(u);
+  return rc;
+}
+
 static aws_client *client_alloc(const aws_client_config *cfg) {
   pthread_once(&curl_once, curl_init_once);
   aws_client *c = calloc(1, sizeof *c);
@@ -151,6 +185,7 @@ static aws_client *client_alloc(const aws_client_config *cfg) {
   c->service = strdup(cfg->service);
   c->region = strdup(cfg->region);
   c->target_prefix = strdup(cfg->target_prefix);
+  c->content_type = strdup(cfg->content_type);
   c->content_type_hdr = str_printf("Content-Type: %s", cfg->content_type);
   if (cfg->endpoint && cfg->endpoint[0])
     c->endpoint = strdup(cfg->endpoint);
@@ -161,12 +196,13 @@ static aws_client *client_alloc(const aws_client_config *cfg) {
     while (n > 0 && c->endpoint[n - 1] == '/') c->endpoint[--n] = '\0';
     c->url = str_printf("%s/", c->endpoint);
   }
-  c->sigv4 = str_printf("aws:amz:%s:%s", cfg->region, cfg->service);
+  if (c->url && url_host_path(c->url, &c->host, &c->path) == 0)
+    c->host_hdr = str_printf("Host: %s", c->host);
   c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 4;
   c->base_backoff_ms = cfg->base_backoff_ms > 0 ? cfg->base_backoff_ms : 25;
   c->max_backoff_ms = cfg->max_backoff_ms > 0 ? cfg->max_backoff_ms : 1000;
-  if (!c->service || !c->region || !c->target_prefix || !c->content_type_hdr ||
-      !c->endpoint || !c->url || !c->sigv4) {
+  if (!c->service || !c->region || !c->target_prefix || !c->content_type ||
+      !c->content_type_hdr || !c->endpoint || !c->url || !c->host_hdr) {
     aws_client_free(c);
     return NULL;
   }
@@ -229,8 +265,11 @@ void aws_client_free(aws_client *c) {
   free(c->region);
   free(c->endpoint);
   free(c->url);
-  free(c->sigv4);
+  free(c->host);
+  free(c->path);
+  free(c->host_hdr);
   free(c->target_prefix);
+  free(c->content_type);
   free(c->content_type_hdr);
   free(c);
 }
@@ -358,6 +397,7 @@ static aws_thread *thread_get(aws_client *c) {
   if (!t) return NULL;
   t->client = c;
   t->body = (dbuf)DBUF_INIT(AWS_RESP_CAP);
+  t->scratch = (dbuf)DBUF_INIT(AWS_SIGN_SCRATCH_CAP);
   t->easy = curl_easy_init();
   if (!t->easy) {
     free(t);
@@ -377,7 +417,6 @@ static aws_thread *thread_get(aws_client *c) {
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_AWS_SIGV4, c->sigv4);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, dbuf_curl_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &t->body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -433,26 +472,51 @@ static void parse_error_body(aws_thread *t, char *name, size_t ncap, char *msg,
   if (!name[0] && t->type_hdr[0]) awsi_error_name(t->type_hdr, name, ncap);
 }
 
-static struct curl_slist *build_headers(aws_client *c, const char *op,
-                                        const awsi_creds *cr) {
-  struct curl_slist *h = NULL, *n;
-  char target[192];
-  snprintf(target, sizeof target, "X-Amz-Target: %s.%s", c->target_prefix, op);
-  if (!(n = curl_slist_append(h, c->content_type_hdr))) goto fail;
-  h = n;
-  if (!(n = curl_slist_append(h, target))) goto fail;
-  h = n;
+static int slist_add(struct curl_slist **h, const char *line) {
+  struct curl_slist *n = curl_slist_append(*h, line);
+  if (!n) return -1;
+  *h = n;
+  return 0;
+}
+
+/* The headers of one attempt, signed now with cr (sigv4.c): Host,
+ * Content-Type, X-Amz-Target, X-Amz-Date, X-Amz-Security-Token when the
+ * credentials have one, and Authorization. NULL on no memory. */
+static struct curl_slist *build_headers(aws_client *c, aws_thread *t, const char *op,
+                                        const awsi_creds *cr, const char *payload_hash) {
+  char target[96], date[17], line[2048], auth[1536];
+  snprintf(target, sizeof target, "%s.%s", c->target_prefix, op);
+  sigv4_amz_date(awsi_wall_s(), date);
+  sigv4_header hs[] = {{"Host", c->host},
+                       {"Content-Type", c->content_type},
+                       {"X-Amz-Target", target},
+                       {"X-Amz-Date", date},
+                       {"X-Amz-Security-Token", cr->token}};
+  sigv4_request r = {.method = "POST", .path = c->path, .normalize_path = true,
+                     .headers = hs, .nheaders = cr->token ? 5 : 4,
+                     .payload_hash = payload_hash};
+  if (sigv4_key_get(&t->key, cr->id, cr->secret, date, c->region, c->service) != 0 ||
+      sigv4_authorization(&r, &t->key, cr->key, date, &t->scratch, auth, sizeof auth) != 0)
+    return NULL;
+  struct curl_slist *h = NULL;
+  int rc = slist_add(&h, c->host_hdr) | slist_add(&h, c->content_type_hdr);
+  snprintf(line, sizeof line, "X-Amz-Target: %s", target);
+  rc |= slist_add(&h, line);
+  snprintf(line, sizeof line, "X-Amz-Date: %s", date);
+  rc |= slist_add(&h, line);
+  snprintf(line, sizeof line, "Authorization: %s", auth);
+  rc |= slist_add(&h, line);
   if (cr->token) {
     char *tok = str_printf("X-Amz-Security-Token: %s", cr->token);
-    n = tok ? curl_slist_append(h, tok) : NULL;
+    rc |= tok ? slist_add(&h, tok) : -1;
+    if (tok) explicit_bzero(tok, strlen(tok));
     free(tok);
-    if (!n) goto fail;
-    h = n;
+  }
+  if (rc != 0) {
+    curl_slist_free_all(h);
+    return NULL;
   }
   return h;
-fail:
-  curl_slist_free_all(h);
-  return NULL;
 }
 
 static bool valid_op(const char *op) {
@@ -484,8 +548,16 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
     return AWS_E_NOMEM;
   }
   CURL *e = t->easy;
+  size_t payload_len = strlen(payload);
+  char payload_hash[65];
+  if (sigv4_sha256_hex(payload, payload_len, payload_hash) != 0) {
+    free(payload);
+    err_set(err, AWS_E_NOMEM, 0, "", "out of memory");
+    atomic_fetch_add(&c->failures, 1);
+    return AWS_E_NOMEM;
+  }
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload));
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)payload_len);
 
   for (int attempt = 0;; attempt++) {
     int64_t remaining = deadline - awsi_mono_ms();
@@ -504,7 +576,7 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
       copy_trunc(msg, sizeof msg, cerr.message);
       break;
     }
-    struct curl_slist *hdrs = build_headers(c, op, cr);
+    struct curl_slist *hdrs = build_headers(c, t, op, cr, payload_hash);
     if (!hdrs) {
       awsi_creds_release(cr);
       last = AWS_E_NOMEM;
@@ -514,8 +586,6 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
     remaining = deadline - awsi_mono_ms();
     if (remaining < 1) remaining = 1;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_USERNAME, cr->key);
-    curl_easy_setopt(e, CURLOPT_PASSWORD, cr->secret);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)remaining);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(remaining < AWS_CONNECT_TIMEOUT_MS ? remaining
