@@ -48,7 +48,7 @@ typedef struct aws_thread {
 struct aws_client {
   char *service, *region, *endpoint, *url;
   char *host, *path; /* as sent and signed: "name[:port]" (port when not the default) */
-  char *target_prefix, *content_type, *content_type_hdr, *host_hdr;
+  char *target_prefix, *content_type;
   int max_attempts, base_backoff_ms, max_backoff_ms;
   awsi_provider *creds;
   pthread_key_t key;
@@ -186,7 +186,6 @@ static aws_client *client_alloc(const aws_client_config *cfg) {
   c->region = strdup(cfg->region);
   c->target_prefix = strdup(cfg->target_prefix);
   c->content_type = strdup(cfg->content_type);
-  c->content_type_hdr = str_printf("Content-Type: %s", cfg->content_type);
   if (cfg->endpoint && cfg->endpoint[0])
     c->endpoint = strdup(cfg->endpoint);
   else
@@ -196,13 +195,12 @@ static aws_client *client_alloc(const aws_client_config *cfg) {
     while (n > 0 && c->endpoint[n - 1] == '/') c->endpoint[--n] = '\0';
     c->url = str_printf("%s/", c->endpoint);
   }
-  if (c->url && url_host_path(c->url, &c->host, &c->path) == 0)
-    c->host_hdr = str_printf("Host: %s", c->host);
+  if (c->url) url_host_path(c->url, &c->host, &c->path); /* failure: c->host stays NULL */
   c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 4;
   c->base_backoff_ms = cfg->base_backoff_ms > 0 ? cfg->base_backoff_ms : 25;
   c->max_backoff_ms = cfg->max_backoff_ms > 0 ? cfg->max_backoff_ms : 1000;
   if (!c->service || !c->region || !c->target_prefix || !c->content_type ||
-      !c->content_type_hdr || !c->endpoint || !c->url || !c->host_hdr) {
+      !c->endpoint || !c->url || !c->host) {
     aws_client_free(c);
     return NULL;
   }
@@ -267,10 +265,8 @@ void aws_client_free(aws_client *c) {
   free(c->url);
   free(c->host);
   free(c->path);
-  free(c->host_hdr);
   free(c->target_prefix);
   free(c->content_type);
-  free(c->content_type_hdr);
   free(c);
 }
 
@@ -472,8 +468,17 @@ static void parse_error_body(aws_thread *t, char *name, size_t ncap, char *msg,
   if (!name[0] && t->type_hdr[0]) awsi_error_name(t->type_hdr, name, ncap);
 }
 
-static int slist_add(struct curl_slist **h, const char *line) {
+/* Appends "name: value" (built without snprintf, which costs more than the
+ * rest of the header work). -1 on no memory or a line longer than 4 KiB. */
+static int slist_add(struct curl_slist **h, const char *name, const char *value) {
+  char line[4096];
+  size_t nl = strlen(name), vl = strlen(value);
+  if (nl + 2 + vl >= sizeof line) return -1;
+  memcpy(line, name, nl);
+  memcpy(line + nl, ": ", 2);
+  memcpy(line + nl + 2, value, vl + 1);
   struct curl_slist *n = curl_slist_append(*h, line);
+  explicit_bzero(line, nl + 2 + vl); /* it may hold the session token */
   if (!n) return -1;
   *h = n;
   return 0;
@@ -484,8 +489,12 @@ static int slist_add(struct curl_slist **h, const char *line) {
  * credentials have one, and Authorization. NULL on no memory. */
 static struct curl_slist *build_headers(aws_client *c, aws_thread *t, const char *op,
                                         const awsi_creds *cr, const char *payload_hash) {
-  char target[96], date[17], line[2048], auth[1536];
-  snprintf(target, sizeof target, "%s.%s", c->target_prefix, op);
+  char target[160], date[17], auth[1536];
+  size_t pl = strlen(c->target_prefix), ol = strlen(op); /* valid_op: ol < 64 */
+  if (pl + 1 + ol >= sizeof target) return NULL;
+  memcpy(target, c->target_prefix, pl);
+  target[pl] = '.';
+  memcpy(target + pl + 1, op, ol + 1);
   sigv4_amz_date(awsi_wall_s(), date);
   sigv4_header hs[] = {{"Host", c->host},
                        {"Content-Type", c->content_type},
@@ -499,19 +508,10 @@ static struct curl_slist *build_headers(aws_client *c, aws_thread *t, const char
       sigv4_authorization(&r, &t->key, cr->key, date, &t->scratch, auth, sizeof auth) != 0)
     return NULL;
   struct curl_slist *h = NULL;
-  int rc = slist_add(&h, c->host_hdr) | slist_add(&h, c->content_type_hdr);
-  snprintf(line, sizeof line, "X-Amz-Target: %s", target);
-  rc |= slist_add(&h, line);
-  snprintf(line, sizeof line, "X-Amz-Date: %s", date);
-  rc |= slist_add(&h, line);
-  snprintf(line, sizeof line, "Authorization: %s", auth);
-  rc |= slist_add(&h, line);
-  if (cr->token) {
-    char *tok = str_printf("X-Amz-Security-Token: %s", cr->token);
-    rc |= tok ? slist_add(&h, tok) : -1;
-    if (tok) explicit_bzero(tok, strlen(tok));
-    free(tok);
-  }
+  int rc = slist_add(&h, "Host", c->host) | slist_add(&h, "Content-Type", c->content_type) |
+           slist_add(&h, "X-Amz-Target", target) | slist_add(&h, "X-Amz-Date", date) |
+           slist_add(&h, "Authorization", auth);
+  if (cr->token) rc |= slist_add(&h, "X-Amz-Security-Token", cr->token);
   if (rc != 0) {
     curl_slist_free_all(h);
     return NULL;

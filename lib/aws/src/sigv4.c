@@ -389,6 +389,19 @@ int sigv4_signature(const sigv4_key *key, const char *sts, size_t sts_len, char 
   return 0;
 }
 
+/* Appends the NUL-terminated parts to out[*o..cap); -1 when they do not fit
+ * with a final NUL. (snprintf costs more than the signing's own hashing.) */
+static int put_parts(char *out, size_t cap, size_t *o, const char *const *parts, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    size_t l = strlen(parts[i]);
+    if (l >= cap - *o) return -1;
+    memcpy(out + *o, parts[i], l);
+    *o += l;
+  }
+  out[*o] = '\0';
+  return 0;
+}
+
 int sigv4_authorization(const sigv4_request *r, const sigv4_key *key, const char *access_key,
                         const char *amz_date, dbuf *scratch, char *auth, size_t auth_cap) {
   char signed_hdrs[1024], sig[65];
@@ -402,16 +415,28 @@ int sigv4_authorization(const sigv4_request *r, const sigv4_key *key, const char
                            scratch) != 0 ||
       sigv4_signature(key, scratch->buf + canon_len + 1, scratch->len - canon_len - 1, sig) != 0)
     return -1;
-  int n = snprintf(auth, auth_cap,
-                   "AWS4-HMAC-SHA256 Credential=%s/%.8s/%s/%s/aws4_request, "
-                   "SignedHeaders=%s, Signature=%s",
-                   access_key, amz_date, key->region, key->service, signed_hdrs, sig);
-  return n < 0 || (size_t)n >= auth_cap ? -1 : 0;
+  const char *parts[] = {"AWS4-HMAC-SHA256 Credential=", access_key, "/", key->date, "/",
+                         key->region, "/", key->service, "/aws4_request, SignedHeaders=",
+                         signed_hdrs, ", Signature=", sig};
+  size_t o = 0;
+  return auth_cap > 0 ? put_parts(auth, auth_cap, &o, parts, sizeof parts / sizeof parts[0]) : -1;
+}
+
+static void put_digits(char *out, int v, int n) {
+  for (int i = n - 1; i >= 0; i--, v /= 10) out[i] = (char)('0' + v % 10);
 }
 
 void sigv4_amz_date(int64_t t, char out[17]) {
   time_t tt = (time_t)t;
   struct tm tm;
   gmtime_r(&tt, &tm);
-  strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+  put_digits(out, tm.tm_year + 1900, 4);
+  put_digits(out + 4, tm.tm_mon + 1, 2);
+  put_digits(out + 6, tm.tm_mday, 2);
+  out[8] = 'T';
+  put_digits(out + 9, tm.tm_hour, 2);
+  put_digits(out + 11, tm.tm_min, 2);
+  put_digits(out + 13, tm.tm_sec, 2);
+  out[15] = 'Z';
+  out[16] = '\0';
 }
