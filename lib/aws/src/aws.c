@@ -486,12 +486,15 @@ static int slist_add(struct curl_slist **h, const char *name, const char *value)
 
 /* The headers of one attempt, signed now with cr (sigv4.c): Host,
  * Content-Type, X-Amz-Target, X-Amz-Date, X-Amz-Security-Token when the
- * credentials have one, and Authorization. NULL on no memory. */
-static struct curl_slist *build_headers(aws_client *c, aws_thread *t, const char *op,
-                                        const awsi_creds *cr, const char *payload_hash) {
+ * credentials have one, and Authorization. AWS_OK and *out, AWS_E_NOMEM,
+ * or AWS_E_CLIENT when the request cannot be signed (a session token with a
+ * control byte, a region or service name too long, an oversize target). */
+static aws_code build_headers(aws_client *c, aws_thread *t, const char *op,
+                              const awsi_creds *cr, const char *payload_hash,
+                              struct curl_slist **out) {
   char target[160], date[17], auth[1536];
   size_t pl = strlen(c->target_prefix), ol = strlen(op); /* valid_op: ol < 64 */
-  if (pl + 1 + ol >= sizeof target) return NULL;
+  if (pl + 1 + ol >= sizeof target) return AWS_E_CLIENT;
   memcpy(target, c->target_prefix, pl);
   target[pl] = '.';
   memcpy(target + pl + 1, op, ol + 1);
@@ -506,7 +509,7 @@ static struct curl_slist *build_headers(aws_client *c, aws_thread *t, const char
                      .payload_hash = payload_hash};
   if (sigv4_key_get(&t->key, cr->id, cr->secret, date, c->region, c->service) != 0 ||
       sigv4_authorization(&r, &t->key, cr->key, date, &t->scratch, auth, sizeof auth) != 0)
-    return NULL;
+    return AWS_E_CLIENT;
   struct curl_slist *h = NULL;
   int rc = slist_add(&h, "Host", c->host) | slist_add(&h, "Content-Type", c->content_type) |
            slist_add(&h, "X-Amz-Target", target) | slist_add(&h, "X-Amz-Date", date) |
@@ -514,9 +517,10 @@ static struct curl_slist *build_headers(aws_client *c, aws_thread *t, const char
   if (cr->token) rc |= slist_add(&h, "X-Amz-Security-Token", cr->token);
   if (rc != 0) {
     curl_slist_free_all(h);
-    return NULL;
+    return AWS_E_NOMEM;
   }
-  return h;
+  *out = h;
+  return AWS_OK;
 }
 
 static bool valid_op(const char *op) {
@@ -576,11 +580,17 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
       copy_trunc(msg, sizeof msg, cerr.message);
       break;
     }
-    struct curl_slist *hdrs = build_headers(c, t, op, cr, payload_hash);
-    if (!hdrs) {
+    struct curl_slist *hdrs = NULL;
+    aws_code hrc = build_headers(c, t, op, cr, payload_hash, &hdrs);
+    if (hrc != AWS_OK) {
       awsi_creds_release(cr);
-      last = AWS_E_NOMEM;
-      copy_trunc(msg, sizeof msg, "out of memory");
+      last = hrc;
+      if (hrc == AWS_E_CLIENT) {
+        copy_trunc(name, sizeof name, "SigningFailed");
+        copy_trunc(msg, sizeof msg, "the request cannot be signed");
+      } else {
+        copy_trunc(msg, sizeof msg, "out of memory");
+      }
       break;
     }
     remaining = deadline - awsi_mono_ms();

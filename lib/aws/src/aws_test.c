@@ -425,6 +425,24 @@ static void test_headers_sent(void) {
   cJSON_Delete(body);
 }
 
+/* A session token with CR/LF would split the header (a header injection
+ * with libcurl's signer); the signer refuses it and nothing is sent. */
+static void test_unsignable_refused(void) {
+  canned s[] = {{200, "{}", NULL, 0, 0, 0}};
+  fake f;
+  fake_start(&f, s, 1);
+  aws_client *c = ddb_client(f.port, "AKIDTEST", "secret", "TOKEN\r\nX-Evil: 1");
+  cJSON *body = get_item_body(), *out = NULL;
+  aws_error err;
+  CHECK(aws_call(c, "GetItem", body, 2000, &out, &err) == AWS_E_CLIENT);
+  CHECK(strcmp(err.name, "SigningFailed") == 0, "%s", err.name);
+  CHECK(out == NULL);
+  CHECK(fake_served(&f) == 0);
+  aws_client_free(c);
+  fake_stop(&f);
+  cJSON_Delete(body);
+}
+
 static void test_local_dummy_credentials(void) {
   clear_env();
   canned s[] = {{200, "{}", NULL, 0, 0, 0}};
@@ -966,6 +984,7 @@ int main(void) {
   test_parsers();
   test_call_cases();
   test_headers_sent();
+  test_unsignable_refused();
   test_local_dummy_credentials();
   test_connection_refused();
   test_from_env();
