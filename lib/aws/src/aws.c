@@ -130,6 +130,8 @@ const char *aws_strerror(aws_code code) {
 static void thread_free(aws_thread *t) {
   if (t->easy) curl_easy_cleanup(t->easy);
   sigv4_key_wipe(&t->key);
+  /* The last canonical request holds the session token. */
+  if (t->scratch.buf) explicit_bzero(t->scratch.buf, t->scratch.cap);
   dbuf_free(&t->scratch);
   dbuf_free(&t->body);
   free(t);
