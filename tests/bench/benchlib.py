@@ -1,7 +1,7 @@
 """Shared helpers of the tests/bench drivers (run with /usr/bin/python3).
 
 wrk runs and their parsed figures, a process's memory and CPU time from
-/proc, and result records: when BENCH_RECORDS names a file (tests/bench/run
+/proc, the core layout of a run (pin), and result records: when BENCH_RECORDS names a file (tests/bench/run
 sets it), every record() and target() appends one JSON line to it, from which
 run writes the tables of bench-results.md and bench-results.json.
 """
@@ -61,6 +61,74 @@ def mem_kib(pid):
     return {"rss": int(re.search(r"VmRSS:\s+(\d+)", text).group(1)),
             "hwm": int(re.search(r"VmHWM:\s+(\d+)", text).group(1)),
             "anon": int(re.search(r"RssAnon:\s+(\d+)", text).group(1)), "pss": pss}
+
+
+# ---- the core layout (issue 16: a fair rig) ---------------------------------
+# dynalite is one Node thread and PostgreSQL one backend per connection: the
+# stores. Pinned, they get core 0 to themselves, and the load generator (wrk,
+# pgbench, the C bench clients) and our three processes share core 1, for the
+# raw baseline and for our chain alike; so a ratio to the raw rate says
+# whether our chain keeps up with the store on one core. Unpinned, everything
+# floats over every core (the figures for information: how much CPU we take
+# from the store).
+STORES = ("dynalite", "postgres")
+
+
+def _tree(pid):
+    """pid and every descendant (PostgreSQL forks a backend per connection)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for t in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, t)) as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _set_cpus(pid, cpus):
+    """Every thread of pid and of its descendants on cpus."""
+    for p in _tree(pid):
+        try:
+            for t in os.listdir("/proc/%d/task" % p):
+                os.sched_setaffinity(int(t), cpus)
+        except OSError:  # a thread or backend that just ended
+            pass
+
+
+def pin(pids, pinned=True):
+    """Applies the layout to {name: pid}: the STORES on core 0, every other
+    process and this one (so the load generators it starts later inherit it)
+    on core 1; pinned=False spreads all of them over every core again.
+    Returns a label for the report ("pinned: stores on core 0, ..." or
+    "unpinned"). With fewer than 2 cores there is nothing to pin."""
+    every = set(range(os.cpu_count()))
+    if not pinned or len(every) < 2:
+        for pid in pids.values():
+            _set_cpus(pid, every)
+        os.sched_setaffinity(0, every)
+        return "unpinned"
+    for name, pid in pids.items():
+        _set_cpus(pid, {0} if name in STORES else {1})
+    os.sched_setaffinity(0, {1})
+    return "pinned: %s on core 0; load generator and our processes on core 1" % "+".join(
+        n for n in pids if n in STORES)
+
+
+def stack_pids(stack, names):
+    """{name: pid} for names started by a tests/stack Stack ("postgres": the
+    postmaster, whose backends pin() follows)."""
+    out = {}
+    for n in names:
+        if n == "postgres":
+            with open(os.path.join(stack.run_dir, "postgres.pid")) as f:
+                out[n] = int(f.read())
+        else:
+            out[n] = stack.procs[n].pid
+    return out
 
 
 def cpu_s(pid):

@@ -1,5 +1,5 @@
 /* aws.c - AWS JSON-protocol calls over libcurl with SigV4, retries and a
- * time budget. Credentials come from aws_creds.c. */
+ * time budget. Credentials come from aws_creds.c, signatures from sigv4.c. */
 #define _GNU_SOURCE
 #include "cruddur/aws.h"
 
@@ -17,6 +17,7 @@
 
 #include "aws_internal.h"
 #include "cruddur/dbuf.h"
+#include "sigv4.h"
 #include "cruddur/jarena.h"
 
 /* An answer larger than this is refused (AWS_E_PROTOCOL): DynamoDB's largest
@@ -26,6 +27,8 @@
  * not pin memory in every worker thread. */
 #define AWS_RESP_KEEP ((size_t)256 << 10)
 #define AWS_CONNECT_TIMEOUT_MS 3000
+/* The canonical request and string to sign of one call: headers and a hash. */
+#define AWS_SIGN_SCRATCH_CAP ((size_t)64 << 10)
 
 /* One curl handle and response buffer per (client, thread): kept-alive
  * connections without locks. Linked into the client so aws_client_free can
@@ -36,13 +39,16 @@ typedef struct aws_thread {
   dbuf body; /* the last answer, at most AWS_RESP_CAP bytes */
   char type_hdr[128]; /* x-amzn-ErrorType of the last answer */
   char curl_err[CURL_ERROR_SIZE];
+  sigv4_key key; /* this thread's signing key for the client's region/service */
+  dbuf scratch;  /* canonical request + string to sign */
   uint64_t rng;
   struct aws_thread *prev, *next;
 } aws_thread;
 
 struct aws_client {
-  char *service, *region, *endpoint, *url, *sigv4;
-  char *target_prefix, *content_type_hdr;
+  char *service, *region, *endpoint, *url;
+  char *host, *path; /* as sent and signed: "name[:port]" (port when not the default) */
+  char *target_prefix, *content_type;
   int max_attempts, base_backoff_ms, max_backoff_ms;
   awsi_provider *creds;
   pthread_key_t key;
@@ -123,6 +129,10 @@ const char *aws_strerror(aws_code code) {
 
 static void thread_free(aws_thread *t) {
   if (t->easy) curl_easy_cleanup(t->easy);
+  sigv4_key_wipe(&t->key);
+  /* The last canonical request holds the session token. */
+  if (t->scratch.buf) explicit_bzero(t->scratch.buf, t->scratch.cap);
+  dbuf_free(&t->scratch);
   dbuf_free(&t->body);
   free(t);
 }
@@ -139,6 +149,32 @@ static void thread_destroy(void *p) {
   thread_free(t);
 }
 
+/* The Host header value and the path of url, as curl will send them: the
+ * port only when it is not the scheme's default. Both malloc'd; 0 ok. */
+static int url_host_path(const char *url, char **host, char **path) {
+  CURLU *u = curl_url();
+  char *h = NULL, *port = NULL, *p = NULL;
+  int rc = -1;
+  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PATH, &p, CURLU_URLDECODE) == CURLUE_OK) {
+    CURLUcode pc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT);
+    *host = pc == CURLUE_OK ? str_printf("%s:%s", h, port) : strdup(h);
+    *path = strdup(p);
+    rc = *host && *path ? 0 : -1;
+    if (rc != 0) {
+      free(*host);
+      free(*path);
+      *host = *path = NULL;
+    }
+  }
+  curl_free(h);
+  curl_free(port);
+  curl_free(p);
+  curl_url_cleanup(u);
+  return rc;
+}
+
 static aws_client *client_alloc(const aws_client_config *cfg) {
   pthread_once(&curl_once, curl_init_once);
   aws_client *c = calloc(1, sizeof *c);
@@ -151,7 +187,7 @@ static aws_client *client_alloc(const aws_client_config *cfg) {
   c->service = strdup(cfg->service);
   c->region = strdup(cfg->region);
   c->target_prefix = strdup(cfg->target_prefix);
-  c->content_type_hdr = str_printf("Content-Type: %s", cfg->content_type);
+  c->content_type = strdup(cfg->content_type);
   if (cfg->endpoint && cfg->endpoint[0])
     c->endpoint = strdup(cfg->endpoint);
   else
@@ -161,12 +197,12 @@ static aws_client *client_alloc(const aws_client_config *cfg) {
     while (n > 0 && c->endpoint[n - 1] == '/') c->endpoint[--n] = '\0';
     c->url = str_printf("%s/", c->endpoint);
   }
-  c->sigv4 = str_printf("aws:amz:%s:%s", cfg->region, cfg->service);
+  if (c->url) url_host_path(c->url, &c->host, &c->path); /* failure: c->host stays NULL */
   c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 4;
   c->base_backoff_ms = cfg->base_backoff_ms > 0 ? cfg->base_backoff_ms : 25;
   c->max_backoff_ms = cfg->max_backoff_ms > 0 ? cfg->max_backoff_ms : 1000;
-  if (!c->service || !c->region || !c->target_prefix || !c->content_type_hdr ||
-      !c->endpoint || !c->url || !c->sigv4) {
+  if (!c->service || !c->region || !c->target_prefix || !c->content_type ||
+      !c->endpoint || !c->url || !c->host) {
     aws_client_free(c);
     return NULL;
   }
@@ -229,9 +265,10 @@ void aws_client_free(aws_client *c) {
   free(c->region);
   free(c->endpoint);
   free(c->url);
-  free(c->sigv4);
+  free(c->host);
+  free(c->path);
   free(c->target_prefix);
-  free(c->content_type_hdr);
+  free(c->content_type);
   free(c);
 }
 
@@ -358,6 +395,7 @@ static aws_thread *thread_get(aws_client *c) {
   if (!t) return NULL;
   t->client = c;
   t->body = (dbuf)DBUF_INIT(AWS_RESP_CAP);
+  t->scratch = (dbuf)DBUF_INIT(AWS_SIGN_SCRATCH_CAP);
   t->easy = curl_easy_init();
   if (!t->easy) {
     free(t);
@@ -377,7 +415,6 @@ static aws_thread *thread_get(aws_client *c) {
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_AWS_SIGV4, c->sigv4);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, dbuf_curl_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &t->body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -433,26 +470,59 @@ static void parse_error_body(aws_thread *t, char *name, size_t ncap, char *msg,
   if (!name[0] && t->type_hdr[0]) awsi_error_name(t->type_hdr, name, ncap);
 }
 
-static struct curl_slist *build_headers(aws_client *c, const char *op,
-                                        const awsi_creds *cr) {
-  struct curl_slist *h = NULL, *n;
-  char target[192];
-  snprintf(target, sizeof target, "X-Amz-Target: %s.%s", c->target_prefix, op);
-  if (!(n = curl_slist_append(h, c->content_type_hdr))) goto fail;
-  h = n;
-  if (!(n = curl_slist_append(h, target))) goto fail;
-  h = n;
-  if (cr->token) {
-    char *tok = str_printf("X-Amz-Security-Token: %s", cr->token);
-    n = tok ? curl_slist_append(h, tok) : NULL;
-    free(tok);
-    if (!n) goto fail;
-    h = n;
+/* Appends "name: value" (built without snprintf, which costs more than the
+ * rest of the header work). -1 on no memory or a line longer than 4 KiB. */
+static int slist_add(struct curl_slist **h, const char *name, const char *value) {
+  char line[4096];
+  size_t nl = strlen(name), vl = strlen(value);
+  if (nl + 2 + vl >= sizeof line) return -1;
+  memcpy(line, name, nl);
+  memcpy(line + nl, ": ", 2);
+  memcpy(line + nl + 2, value, vl + 1);
+  struct curl_slist *n = curl_slist_append(*h, line);
+  explicit_bzero(line, nl + 2 + vl); /* it may hold the session token */
+  if (!n) return -1;
+  *h = n;
+  return 0;
+}
+
+/* The headers of one attempt, signed now with cr (sigv4.c): Host,
+ * Content-Type, X-Amz-Target, X-Amz-Date, X-Amz-Security-Token when the
+ * credentials have one, and Authorization. AWS_OK and *out, AWS_E_NOMEM,
+ * or AWS_E_CLIENT when the request cannot be signed (a session token with a
+ * control byte, a region or service name too long, an oversize target). */
+static aws_code build_headers(aws_client *c, aws_thread *t, const char *op,
+                              const awsi_creds *cr, const char *payload_hash,
+                              struct curl_slist **out) {
+  char target[160], date[17], auth[1536];
+  size_t pl = strlen(c->target_prefix), ol = strlen(op); /* valid_op: ol < 64 */
+  if (pl + 1 + ol >= sizeof target) return AWS_E_CLIENT;
+  memcpy(target, c->target_prefix, pl);
+  target[pl] = '.';
+  memcpy(target + pl + 1, op, ol + 1);
+  sigv4_amz_date(awsi_wall_s(), date);
+  sigv4_header hs[] = {{"Host", c->host},
+                       {"Content-Type", c->content_type},
+                       {"X-Amz-Target", target},
+                       {"X-Amz-Date", date},
+                       {"X-Amz-Security-Token", cr->token}};
+  sigv4_request r = {.method = "POST", .path = c->path, .normalize_path = true,
+                     .headers = hs, .nheaders = cr->token ? 5 : 4,
+                     .payload_hash = payload_hash};
+  if (sigv4_key_get(&t->key, cr->id, cr->secret, date, c->region, c->service) != 0 ||
+      sigv4_authorization(&r, &t->key, cr->key, date, &t->scratch, auth, sizeof auth) != 0)
+    return AWS_E_CLIENT;
+  struct curl_slist *h = NULL;
+  int rc = slist_add(&h, "Host", c->host) | slist_add(&h, "Content-Type", c->content_type) |
+           slist_add(&h, "X-Amz-Target", target) | slist_add(&h, "X-Amz-Date", date) |
+           slist_add(&h, "Authorization", auth);
+  if (cr->token) rc |= slist_add(&h, "X-Amz-Security-Token", cr->token);
+  if (rc != 0) {
+    curl_slist_free_all(h);
+    return AWS_E_NOMEM;
   }
-  return h;
-fail:
-  curl_slist_free_all(h);
-  return NULL;
+  *out = h;
+  return AWS_OK;
 }
 
 static bool valid_op(const char *op) {
@@ -484,8 +554,16 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
     return AWS_E_NOMEM;
   }
   CURL *e = t->easy;
+  size_t payload_len = strlen(payload);
+  char payload_hash[65];
+  if (sigv4_sha256_hex(payload, payload_len, payload_hash) != 0) {
+    free(payload);
+    err_set(err, AWS_E_NOMEM, 0, "", "out of memory");
+    atomic_fetch_add(&c->failures, 1);
+    return AWS_E_NOMEM;
+  }
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload));
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)payload_len);
 
   for (int attempt = 0;; attempt++) {
     int64_t remaining = deadline - awsi_mono_ms();
@@ -504,18 +582,22 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
       copy_trunc(msg, sizeof msg, cerr.message);
       break;
     }
-    struct curl_slist *hdrs = build_headers(c, op, cr);
-    if (!hdrs) {
+    struct curl_slist *hdrs = NULL;
+    aws_code hrc = build_headers(c, t, op, cr, payload_hash, &hdrs);
+    if (hrc != AWS_OK) {
       awsi_creds_release(cr);
-      last = AWS_E_NOMEM;
-      copy_trunc(msg, sizeof msg, "out of memory");
+      last = hrc;
+      if (hrc == AWS_E_CLIENT) {
+        copy_trunc(name, sizeof name, "SigningFailed");
+        copy_trunc(msg, sizeof msg, "the request cannot be signed");
+      } else {
+        copy_trunc(msg, sizeof msg, "out of memory");
+      }
       break;
     }
     remaining = deadline - awsi_mono_ms();
     if (remaining < 1) remaining = 1;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_USERNAME, cr->key);
-    curl_easy_setopt(e, CURLOPT_PASSWORD, cr->secret);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)remaining);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(remaining < AWS_CONNECT_TIMEOUT_MS ? remaining

@@ -61,9 +61,11 @@ static void creds_free(awsi_creds *c) {
 
 static awsi_creds *creds_new(const char *key, const char *secret, const char *token,
                              int64_t expires_s) {
+  static uint64_t next_id; /* atomic via __atomic builtins */
   awsi_creds *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->refs = 1;
+  c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
   c->key = strdup(key);
   c->secret = strdup(secret);
   c->token = token && token[0] ? strdup(token) : NULL;

@@ -23,6 +23,7 @@ bool awsi_endpoint_is_local(const char *url);
  * can replace it while calls still use the old one. */
 typedef struct awsi_creds {
   int refs; /* atomic via __atomic builtins */
+  uint64_t id; /* unique per set (never reused): a signing key cache keys on it */
   char *key;
   char *secret;
   char *token;       /* NULL when none */

@@ -15,8 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "aws_internal.h"
 #include "cruddur/aws.h"
+#include "sigv4.h"
 
 #include "cruddur/check.h"
 
@@ -31,8 +34,8 @@ typedef struct canned {
   int no_length;        /* close-delimited body (no Content-Length) */
 } canned;
 
-#define FAKE_MAX_REQS 64
-#define FAKE_MAX_CONNS 32
+#define FAKE_MAX_REQS 256
+#define FAKE_MAX_CONNS 256
 
 typedef struct fake {
   int lfd, port;
@@ -422,6 +425,24 @@ static void test_headers_sent(void) {
   cJSON_Delete(body);
 }
 
+/* A session token with CR/LF would split the header (a header injection
+ * with libcurl's signer); the signer refuses it and nothing is sent. */
+static void test_unsignable_refused(void) {
+  canned s[] = {{200, "{}", NULL, 0, 0, 0}};
+  fake f;
+  fake_start(&f, s, 1);
+  aws_client *c = ddb_client(f.port, "AKIDTEST", "secret", "TOKEN\r\nX-Evil: 1");
+  cJSON *body = get_item_body(), *out = NULL;
+  aws_error err;
+  CHECK(aws_call(c, "GetItem", body, 2000, &out, &err) == AWS_E_CLIENT);
+  CHECK(strcmp(err.name, "SigningFailed") == 0, "%s", err.name);
+  CHECK(out == NULL);
+  CHECK(fake_served(&f) == 0);
+  aws_client_free(c);
+  fake_stop(&f);
+  cJSON_Delete(body);
+}
+
 static void test_local_dummy_credentials(void) {
   clear_env();
   canned s[] = {{200, "{}", NULL, 0, 0, 0}};
@@ -570,6 +591,198 @@ static void write_file(const char *path, const char *text) {
   fclose(fp);
 }
 
+/* ==== our signatures equal libcurl's CURLOPT_AWS_SIGV4 ones ================ */
+
+static size_t discard(char *d, size_t sz, size_t n, void *ud) {
+  (void)d, (void)ud;
+  return sz * n;
+}
+
+/* One request as a client sends it, signed by libcurl's own signer. */
+typedef struct sent {
+  const char *host; /* the Host header: "name" or "name:port" */
+  const char *content_type, *target, *amz_date, *token; /* token: NULL for none */
+  const char *body;
+  const char *region, *service, *key, *secret;
+} sent;
+
+/* Sends s with CURLOPT_AWS_SIGV4 and X-Amz-Date fixed (libcurl signs with a
+ * date header it is given) to the fake f (CURLOPT_CONNECT_TO keeps the Host
+ * of s), and copies the Authorization header it sent to out. 0 ok. */
+static int curl_signed(fake *f, const sent *s, char *out, size_t cap) {
+  char url[300], connect_to[300], sigv4[200], line[4096];
+  const char *colon = strrchr(s->host, ':');
+  snprintf(url, sizeof url, "http://%s/", s->host);
+  snprintf(connect_to, sizeof connect_to, "%.*s:%s:127.0.0.1:%d",
+           colon ? (int)(colon - s->host) : (int)strlen(s->host), s->host,
+           colon ? colon + 1 : "80", f->port);
+  snprintf(sigv4, sizeof sigv4, "aws:amz:%s:%s", s->region, s->service);
+  struct curl_slist *h = NULL, *ct = curl_slist_append(NULL, connect_to);
+  snprintf(line, sizeof line, "Content-Type: %s", s->content_type);
+  h = curl_slist_append(h, line);
+  snprintf(line, sizeof line, "X-Amz-Target: %s", s->target);
+  h = curl_slist_append(h, line);
+  snprintf(line, sizeof line, "X-Amz-Date: %s", s->amz_date);
+  h = curl_slist_append(h, line);
+  if (s->token) {
+    snprintf(line, sizeof line, "X-Amz-Security-Token: %s", s->token);
+    h = curl_slist_append(h, line);
+  }
+  int before = fake_served(f);
+  CURL *e = curl_easy_init();
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_CONNECT_TO, ct);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->body);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(s->body));
+  curl_easy_setopt(e, CURLOPT_AWS_SIGV4, sigv4);
+  curl_easy_setopt(e, CURLOPT_USERNAME, s->key);
+  curl_easy_setopt(e, CURLOPT_PASSWORD, s->secret);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+  CURLcode rc = curl_easy_perform(e);
+  curl_easy_cleanup(e);
+  curl_slist_free_all(h);
+  curl_slist_free_all(ct);
+  out[0] = '\0';
+  if (rc != CURLE_OK || fake_served(f) != before + 1) return -1;
+  req_header(fake_req(f, before), "Authorization", out, cap);
+  return out[0] ? 0 : -1;
+}
+
+/* True when a request we sent (as the fake recorded it) carries the
+ * Authorization libcurl's signer writes for the same headers and body. */
+static bool signed_as_curl_would(const char *req, const char *region, const char *service,
+                                 const char *key, const char *secret) {
+  char host[256], ct[128], target[128], date[32], token[1024], ours[2048], theirs[2048];
+  canned ok[] = {{200, "{}", NULL, 0, 0, 0}};
+  fake replay;
+  fake_start(&replay, ok, 1);
+  req_header(req, "X-Amz-Security-Token", token, sizeof token);
+  sent s = {.host = req_header(req, "Host", host, sizeof host),
+            .content_type = req_header(req, "Content-Type", ct, sizeof ct),
+            .target = req_header(req, "X-Amz-Target", target, sizeof target),
+            .amz_date = req_header(req, "X-Amz-Date", date, sizeof date),
+            .token = token[0] ? token : NULL, .body = req_body(req), .region = region,
+            .service = service, .key = key, .secret = secret};
+  int rc = curl_signed(&replay, &s, theirs, sizeof theirs);
+  fake_stop(&replay);
+  req_header(req, "Authorization", ours, sizeof ours);
+  bool same = rc == 0 && strcmp(ours, theirs) == 0;
+  if (!same) fprintf(stderr, "  ours:    %s\n  libcurl: %s\n", ours, theirs);
+  return same;
+}
+
+static uint64_t rnd(uint64_t *s) {
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return *s;
+}
+
+static void rnd_text(uint64_t *s, const char *alphabet, char *out, size_t n) {
+  size_t k = strlen(alphabet);
+  for (size_t i = 0; i < n; i++) out[i] = alphabet[rnd(s) % k];
+  out[n] = '\0';
+}
+
+/* Generated DynamoDB and Cognito requests (bodies, session tokens, times,
+ * hosts with and without ports) signed by sigv4.c with the headers aws.c
+ * sends, and by libcurl: the same Authorization. */
+static void test_signature_matches_curl(void) {
+  static const char *regions[] = {"us-east-1", "eu-west-2", "ap-southeast-1", "sa-east-1"};
+  static const char *ops[] = {"Query", "PutItem", "GetItem", "ListUsers", "AdminGetUser"};
+  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+  static const char json[] = "{}[]\":, abcXYZ019\\\t\xc3\xa9\xe1\x88\xb4.-_~%&=?/#";
+  canned ok[] = {{200, "{}", NULL, 0, 0, 0}};
+  fake f;
+  fake_start(&f, ok, 1);
+  uint64_t seed = 0x9E3779B97F4A7C15ull;
+  int same = 0, n = 200;
+  for (int i = 0; i < n; i++) {
+    bool ddb = i % 2 == 0;
+    const char *service = ddb ? "dynamodb" : "cognito-idp";
+    const char *region = regions[rnd(&seed) % 4];
+    char host[128], target[96], date[17], key[32], secret[48], token[1024], *body;
+    switch (i % 4) {
+    case 0: snprintf(host, sizeof host, "127.0.0.1:%d", 1024 + (int)(rnd(&seed) % 60000)); break;
+    case 1: snprintf(host, sizeof host, "%s.%s.amazonaws.com", service, region); break;
+    case 2: snprintf(host, sizeof host, "localhost:%d", f.port); break;
+    default: snprintf(host, sizeof host, "%s.%s.amazonaws.com:8443", service, region); break;
+    }
+    snprintf(target, sizeof target, "%s.%s",
+             ddb ? "DynamoDB_20120810" : "AWSCognitoIdentityProviderService",
+             ops[rnd(&seed) % 5]);
+    int64_t t = 946684800 + (int64_t)(rnd(&seed) % (100LL * 365 * 86400));
+    if (i % 5 == 0) t = t - t % 86400 + (i % 10 == 0 ? 86399 : 0); /* midnight edges */
+    sigv4_amz_date(t, date);
+    memcpy(key, "AKIA", 4);
+    rnd_text(&seed, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", key + 4, 16);
+    rnd_text(&seed, b64, secret, 40);
+    if (i % 3 != 0) rnd_text(&seed, b64, token, 16 + rnd(&seed) % 900);
+    size_t blen = i % 7 == 0 ? 0 : rnd(&seed) % 3000;
+    body = malloc(blen + 1);
+    rnd_text(&seed, json, body, blen);
+    sent s = {.host = host, .content_type = ddb ? "application/x-amz-json-1.0"
+                                                : "application/x-amz-json-1.1",
+              .target = target, .amz_date = date, .token = i % 3 ? token : NULL,
+              .body = body, .region = region, .service = service, .key = key,
+              .secret = secret};
+    char theirs[2048], ours[2048], hash[65];
+    sigv4_header hs[] = {{"Host", s.host}, {"Content-Type", s.content_type},
+                         {"X-Amz-Target", s.target}, {"X-Amz-Date", s.amz_date},
+                         {"X-Amz-Security-Token", s.token}};
+    sigv4_request r = {.method = "POST", .path = "/", .normalize_path = true, .headers = hs,
+                       .nheaders = s.token ? 5 : 4, .payload_hash = hash};
+    sigv4_key k = {0};
+    dbuf scratch = DBUF_INIT(1 << 20);
+    CHECK(sigv4_sha256_hex(body, blen, hash) == 0);
+    CHECK(sigv4_key_get(&k, 1, secret, date, region, service) == 0);
+    CHECK(sigv4_authorization(&r, &k, key, date, &scratch, ours, sizeof ours) == 0);
+    CHECK(curl_signed(&f, &s, theirs, sizeof theirs) == 0, "case %d: libcurl", i);
+    bool eq = strcmp(ours, theirs) == 0;
+    CHECK(eq, "case %d (host %s):\n  ours:    %s\n  libcurl: %s", i, host, ours, theirs);
+    same += eq;
+    sigv4_key_wipe(&k);
+    dbuf_free(&scratch);
+    free(body);
+  }
+  printf("aws_test: %d of %d generated requests signed exactly as libcurl signs them\n", same,
+         n);
+  fake_stop(&f);
+
+  /* aws_call itself (DynamoDB and Cognito clients, with a session token),
+   * replayed through libcurl's signer with the date it sent. */
+  canned ok2[] = {{200, "{}", NULL, 0, 0, 0}};
+  fake_start(&f, ok2, 1);
+  char ep[64];
+  snprintf(ep, sizeof ep, "http://127.0.0.1:%d", f.port);
+  aws_client_config cog = {.service = "cognito-idp",
+                           .target_prefix = "AWSCognitoIdentityProviderService",
+                           .content_type = "application/x-amz-json-1.1", .endpoint = ep,
+                           .region = "eu-west-2", .access_key = "AKIDCOG",
+                           .secret_key = "cogSecret", .session_token = "cog/Token+=="};
+  aws_client *cs[] = {ddb_client(f.port, "AKIDDDB", "ddbSecret/+", "ddb+Token/=="),
+                      aws_client_new(&cog)};
+  for (int i = 0; i < 20; i++) {
+    aws_client *c = cs[i % 2];
+    char text[600];
+    rnd_text(&seed, json, text, rnd(&seed) % 500);
+    cJSON *body = cJSON_CreateObject(), *out = NULL;
+    cJSON_AddStringToObject(body, "TableName", text);
+    CHECK(aws_call(c, i % 2 ? "ListUsers" : "Query", body, 3000, &out, NULL) == AWS_OK);
+    CHECK(signed_as_curl_would(fake_req(&f, i), i % 2 ? "eu-west-2" : "us-east-1",
+                               i % 2 ? "cognito-idp" : "dynamodb", i % 2 ? "AKIDCOG" : "AKIDDDB",
+                               i % 2 ? "cogSecret" : "ddbSecret/+"),
+          "aws_call %d", i);
+    cJSON_Delete(body);
+    cJSON_Delete(out);
+  }
+  aws_client_free(cs[0]);
+  aws_client_free(cs[1]);
+  fake_stop(&f);
+}
+
 static void test_web_identity(void) {
   clear_env();
   char exp_far[32], exp_soon[32], sts_far[1024], sts_soon[1024];
@@ -581,15 +794,16 @@ static void test_web_identity(void) {
       "    <SubjectFromWebIdentityToken>system:serviceaccount:x</SubjectFromWebIdentityToken>\n" \
       "    <Credentials>\n" \
       "      <SessionToken>%s</SessionToken>\n" \
-      "      <SecretAccessKey>stsSecret/+=</SecretAccessKey>\n" \
+      "      <SecretAccessKey>%s</SecretAccessKey>\n" \
       "      <Expiration>%s</Expiration>\n" \
       "      <AccessKeyId>%s</AccessKeyId>\n" \
       "    </Credentials>\n" \
       "  </AssumeRoleWithWebIdentityResult>\n" \
       "</AssumeRoleWithWebIdentityResponse>\n"
 
-  snprintf(sts_soon, sizeof sts_soon, STS_FMT, "tok-soon&amp;x", exp_soon, "ASIASOON");
-  snprintf(sts_far, sizeof sts_far, STS_FMT, "tok-far", exp_far, "ASIAFAR");
+  snprintf(sts_soon, sizeof sts_soon, STS_FMT, "tok-soon&amp;x", "soonSecret/+=", exp_soon,
+           "ASIASOON");
+  snprintf(sts_far, sizeof sts_far, STS_FMT, "tok-far", "farSecret/+=", exp_far, "ASIAFAR");
   /* STS (expiring soon), call, STS again (refresh), call, call (no refresh). */
   canned s[] = {{200, sts_soon, NULL, 0, 0, 0},
                 {200, "{}", NULL, 0, 0, 0},
@@ -629,6 +843,8 @@ static void test_web_identity(void) {
   CHECK(strstr(req_header(r1, "Authorization", v, sizeof v), "Credential=ASIASOON/") != NULL);
   CHECK(strstr(v, "/us-west-2/dynamodb/aws4_request") != NULL);
   CHECK(strcmp(req_header(r1, "X-Amz-Security-Token", v, sizeof v), "tok-soon&x") == 0);
+  CHECK(signed_as_curl_would(r1, "us-west-2", "dynamodb", "ASIASOON",
+                             "soonSecret/+="));
   /* Expiring within 5 minutes: the next call refreshes first. */
   CHECK(aws_call(c, "GetItem", NULL, 3000, &out, NULL) == AWS_OK);
   cJSON_Delete(out);
@@ -637,6 +853,9 @@ static void test_web_identity(void) {
   const char *r3 = fake_req(&f, 3);
   CHECK(strstr(req_header(r3, "Authorization", v, sizeof v), "Credential=ASIAFAR/") != NULL);
   CHECK(strcmp(req_header(r3, "X-Amz-Security-Token", v, sizeof v), "tok-far") == 0);
+  /* Rotated credentials: signed with the new secret, not a cached old key. */
+  CHECK(signed_as_curl_would(r3, "us-west-2", "dynamodb", "ASIAFAR",
+                             "farSecret/+="));
   /* Fresh for an hour: no STS request this time. */
   CHECK(aws_call(c, "GetItem", NULL, 3000, &out, NULL) == AWS_OK);
   cJSON_Delete(out);
@@ -765,10 +984,12 @@ int main(void) {
   test_parsers();
   test_call_cases();
   test_headers_sent();
+  test_unsignable_refused();
   test_local_dummy_credentials();
   test_connection_refused();
   test_from_env();
   test_threads();
+  test_signature_matches_curl();
   test_web_identity();
   test_container();
   if (failures) {
