@@ -17,6 +17,7 @@
 #include "cruddur/rpc.h"
 #include "store.h"
 #include "token.h"
+#include "watch_token.h"
 
 typedef struct watch_hub watch_hub;
 
@@ -46,20 +47,5 @@ grpc_status_code watch_start(watch_hub *h, rpc_call *call,
 
 /* Sets t (initialised) to `us` microseconds since the epoch. */
 void watch_pb_time(Google__Protobuf__Timestamp *t, int64_t us);
-
-/* Resume token position: what a token says about a stream. Exposed for the
- * unit test and the fuzz harness. */
-typedef struct watch_pos {
-  char cur[KEYS_MSG_SK_LEN + 1]; /* highest sk delivered (or the start time) */
-  char low[28];                  /* ts27: the window's lower bound */
-  uint64_t hash;                 /* sum of hash(sk) of the sks delivered above low */
-  unsigned count;                /* how many */
-} watch_pos;
-
-/* Token <-> position for `user`. encode: 0 or -1. decode: 0, or -1 when the
- * token is malformed, forged, or another user's. */
-int watch_token_encode(const token_key *k, const char *user, const watch_pos *p,
-                       char out[TOKEN_MAX + 1]);
-int watch_token_decode(const token_key *k, const char *user, const char *tok, watch_pos *p);
 
 #endif
