@@ -23,8 +23,9 @@
  * is new to it. Results go out through rpc_sstream_send (never blocks); a
  * stream whose queue is full is ended with RESOURCE_EXHAUSTED and resumes.
  *
- * Threads: one poller thread does every DynamoDB read of live streams
- * (handlers do the resume check on their worker). hub->mu guards users and
+ * Threads: a few poller threads (WATCH_POLLERS) do every DynamoDB read of
+ * live streams, each taking a batch of due users (a user is polled by one
+ * at a time: wuser.polling); handlers do the resume check on their worker. hub->mu guards users and
  * streams; it is held while sending (rpc_sstream_send takes only the
  * stream's own lock) and never during I/O.
  */
@@ -91,7 +92,8 @@ struct watch_hub {
   pthread_cond_t cv;
   wuser *users;
   int n_users, n_streams;
-  pthread_t th;
+  pthread_t th[WATCH_POLLERS_MAX];
+  int n_th;
   int stop;
 };
 
@@ -481,6 +483,8 @@ static void *poller_main(void *arg) {
       pthread_cond_timedwait(&h->cv, &h->mu, &until);
       continue;
     }
+    /* More due than one batch: wake another poller for the rest. */
+    if (n == WATCH_BATCH) pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
     for (int i = 0; i < n; i++) poll_user(h, due[i], lows[i]);
     pthread_mutex_lock(&h->mu);
@@ -749,7 +753,11 @@ int watch_hub_new(store *st, const token_key *key, const watch_limits *lim, watc
   pthread_mutex_init(&h->mu, NULL);
   pthread_cond_init(&h->cv, &ca);
   pthread_condattr_destroy(&ca);
-  if (pthread_create(&h->th, NULL, poller_main, h) != 0) {
+  int want = lim->pollers < 1 ? 1 : lim->pollers > WATCH_POLLERS_MAX ? WATCH_POLLERS_MAX
+                                                                     : lim->pollers;
+  for (; h->n_th < want; h->n_th++)
+    if (pthread_create(&h->th[h->n_th], NULL, poller_main, h) != 0) break;
+  if (h->n_th == 0) {
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     free(h);
@@ -765,7 +773,7 @@ void watch_hub_free(watch_hub *h) {
   h->stop = 1;
   pthread_cond_broadcast(&h->cv);
   pthread_mutex_unlock(&h->mu);
-  pthread_join(h->th, NULL);
+  for (int i = 0; i < h->n_th; i++) pthread_join(h->th[i], NULL);
   while (h->users != NULL) user_unlink_free(h, h->users); /* no streams left */
   pthread_mutex_destroy(&h->mu);
   pthread_cond_destroy(&h->cv);

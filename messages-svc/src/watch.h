@@ -1,7 +1,7 @@
 /* watch.h - WatchEvents: live events of a user, built on Queries.
  *
  * A hub per process holds the watched users; each watched user holds the
- * open streams of that user on this replica. One poller thread re-reads,
+ * open streams of that user on this replica. A few poller threads re-read,
  * per watched user, the group rows that moved (one consistent LSI Query,
  * shared by all the user's streams) and fetches the new messages of those
  * groups; a post on this replica wakes the poller for both participants at
@@ -25,13 +25,16 @@ typedef struct watch_limits {
   int max_users;            /* watched users per replica */
   int max_streams;          /* open WatchEvents streams per replica */
   int max_streams_per_user; /* per watched user */
+  int pollers;              /* poller threads (1..WATCH_POLLERS_MAX) */
 } watch_limits;
 
-/* Creates the hub and starts its poller. `st` and `key` are references that
+#define WATCH_POLLERS_MAX 32
+
+/* Creates the hub and starts its pollers. `st` and `key` are references that
  * must outlive the hub. Returns 0 and sets *out, or -1 (nothing allocated). */
 int watch_hub_new(store *st, const token_key *key, const watch_limits *lim, watch_hub **out);
 
-/* Stops the poller and frees the hub. Call after the rpc server drained
+/* Stops the pollers and frees the hub. Call after the rpc server drained
  * (every stream ended and released). NULL is a no-op. */
 void watch_hub_free(watch_hub *h);
 
