@@ -346,6 +346,12 @@ void rpc__sstream_run(rpc_call *c) {
    * now; give the memory back so an idle stream stays small. */
   c->status_msg = NULL;
   arena_free(&c->arena);
+  if (c->recv_buf != NULL) {
+    grpc_byte_buffer_destroy(c->recv_buf);
+    c->recv_buf = NULL;
+  }
+  grpc_metadata_array_destroy(&c->recv_md); /* request_id was copied out */
+  grpc_metadata_array_init(&c->recv_md);
   maybe_done_locked(s);
   if (--s->holders == 0) end_locked(s, GRPC_STATUS_OK, NULL);
   unref_unlock(s);
