@@ -701,7 +701,9 @@ grpc_status_code watch_start(watch_hub *h, rpc_call *call,
       full = "out of memory";
     } else {
       memcpy(u->uuid, user, sizeof u->uuid);
-      u->moved_us = ts_mono_us() - 3600 * 1000000LL; /* quiet: the idle interval */
+      /* A user who just opened the app is about to talk: the busy interval
+       * first, growing to the idle one after a minute of quiet. */
+      u->moved_us = ts_mono_us();
       u->next = h->users;
       h->users = u;
       h->n_users++;

@@ -70,7 +70,8 @@ def main():
         with open(s.log_path("messages-svc")) as f:
             m = re.findall(r"dynamodb stats: requests=(\d+)", f.read())
         reqs = int(m[-1]) if m else -1
-        # A new watched user starts at the idle interval (nothing moved yet).
+        # A new watched user starts at the busy interval (1 s), reaching the
+        # idle one (5 s) after a minute of quiet: QUIET_S >= 70 measures mostly idle.
         print("exit %s; dynamodb requests %d over %.0f s with %d watched users: %.3f per user per s" % (
                   code, reqs, total_s, n, reqs / total_s / n if reqs > 0 else -1))
 
