@@ -356,8 +356,8 @@ static void send_group(watch_hub *h, wstream *ws, const moved *m, const store_ms
 
 /* Delivers what is new to ws among the merged messages c of r: each
  * message not yet delivered, and after a conversation's last message in
- * this poll, the conversation as a list item showing the newest message
- * sent. top (r->n entries, scratch) is per row. hub->mu held. Returns 1
+ * this poll, the conversation as a list item showing its newest message
+ * (never a late older one). top (r->n entries, scratch) is per row. hub->mu held. Returns 1
  * when it sent any. */
 static int deliver(watch_hub *h, wstream *ws, const poll_result *r, const cand *c, size_t n,
                    const store_msg_view **top) {
@@ -373,7 +373,12 @@ static int deliver(watch_hub *h, wstream *ws, const poll_result *r, const cand *
       top[row] = &c[i].v;
       any = 1;
     }
-    if (c[i].last_of_row && top[row] != NULL && !ws->dead) send_group(h, ws, c[i].m, top[row]);
+    if (c[i].last_of_row && top[row] != NULL && !ws->dead) {
+      /* c[i] is the row's newest message here; when this stream has it
+       * (now or before), it is what the list shows, not a late older one. */
+      const store_msg_view *latest = ws_seen(ws, c[i].v.sk) ? &c[i].v : top[row];
+      send_group(h, ws, c[i].m, latest);
+    }
   }
   return any;
 }
