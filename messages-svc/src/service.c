@@ -56,13 +56,7 @@ static grpc_status_code fail_aws(rpc_call *call, const char *what, const aws_err
 static Google__Protobuf__Timestamp *pb_time(rpc_call *call, int64_t us) {
   Google__Protobuf__Timestamp *t = (Google__Protobuf__Timestamp *)rpc_call_new_message(
       call, &google__protobuf__timestamp__descriptor);
-  int64_t s = us / 1000000, r = us % 1000000;
-  if (r < 0) {
-    r += 1000000;
-    s -= 1;
-  }
-  t->seconds = s;
-  t->nanos = (int32_t)(r * 1000);
+  watch_pb_time(t, us);
   return t;
 }
 
@@ -275,6 +269,14 @@ static grpc_status_code h_list_messages(rpc_call *call, const ProtobufCMessage *
 
 /* ---- Pattern C + E: CreateMessage ----------------------------------------- */
 
+/* Both participants' rows moved: their streams on this replica look now
+ * (streams on other replicas find it with their next poll). */
+static void notify_watchers(msgs_svc *svc, const store_party *a, const store_party *b) {
+  if (svc->watch == NULL) return;
+  watch_notify(svc->watch, a->uuid);
+  watch_notify(svc->watch, b->uuid);
+}
+
 static grpc_status_code reused_request_id(rpc_call *call) {
   return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
                        "request_id was already used for a different request");
@@ -319,6 +321,7 @@ static grpc_status_code h_create_message(rpc_call *call, const ProtobufCMessage 
   mcache_other o;
   other_to_cache(&o, &m.sender);
   mcache_put(svc->cache, m.group, other.uuid, &o);
+  notify_watchers(svc, &m.sender, &other);
   resp->message = pb_message(call, &m);
   return GRPC_STATUS_OK;
 }
@@ -372,6 +375,7 @@ static grpc_status_code h_create_group(rpc_call *call, const ProtobufCMessage *r
   /* Writes the message and creates or advances both group rows. */
   if (store_post(&svc->st, &m, &recipient, 1, deadline, &err) != STORE_OK)
     return fail_aws(call, "store message", &err);
+  notify_watchers(svc, &m.sender, &recipient);
   mcache_other o;
   other_to_cache(&o, &recipient);
   mcache_put(svc->cache, group, sender.uuid, &o);
@@ -386,13 +390,23 @@ static grpc_status_code h_create_group(rpc_call *call, const ProtobufCMessage *r
 
 /* ---- table and health ----------------------------------------------------- */
 
-static rpc_handler_fn handlers[4];
+/* ---- WatchEvents ------------------------------------------------------------ */
+
+static grpc_status_code h_watch_events(rpc_call *call, const ProtobufCMessage *req,
+                                       rpc_sstream *s) {
+  msgs_svc *svc = rpc_call_user(call);
+  return watch_start(svc->watch, call, (const void *)req, s);
+}
+
+#define MSGS_N_METHODS 5
+static rpc_handler_fn handlers[MSGS_N_METHODS];
+static rpc_stream_handler_fn stream_handlers[MSGS_N_METHODS];
 static rpc_service service_def;
 
 const rpc_service *msgs_service(void) {
   const ProtobufCServiceDescriptor *d = &cruddur__messages__v1__messages_service__descriptor;
   /* Indexed like d->methods; matched by name so a reordered .proto still works. */
-  for (unsigned i = 0; i < d->n_methods && i < 4; i++) {
+  for (unsigned i = 0; i < d->n_methods && i < MSGS_N_METHODS; i++) {
     const char *n = d->methods[i].name;
     if (strcmp(n, "ListMessageGroups") == 0)
       handlers[i] = h_list_groups;
@@ -402,9 +416,12 @@ const rpc_service *msgs_service(void) {
       handlers[i] = h_create_message;
     else if (strcmp(n, "CreateMessageGroup") == 0)
       handlers[i] = h_create_group;
+    else if (strcmp(n, "WatchEvents") == 0)
+      stream_handlers[i] = h_watch_events;
   }
   service_def.desc = d;
   service_def.handlers = handlers;
+  service_def.stream_handlers = stream_handlers;
   return &service_def;
 }
 
