@@ -5,8 +5,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +13,7 @@
 
 #include "cruddur/cfg.h"
 #include "cruddur/log.h"
+#include "cruddur/sig.h"
 #include "cruddur/ts.h"
 #include "gateway.h"
 
@@ -67,6 +66,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: gateway [serve]\n");
     return 2;
   }
+  /* Before anything starts a thread (the gRPC channels below start gRPC's,
+   * libcurl's resolver its own): a thread that does not block SIGTERM would
+   * take a second one during the drain and die of it, with the process. The
+   * first one ends sig_wait_stop below; later ones are logged and ignored. */
+  sig_block_stop();
   log_init("gateway");
   const char *listen = cfg_str("GATEWAY_LISTEN", "127.0.0.1:4567");
   const char *users_addr = cfg_str("USERS_ADDR", "127.0.0.1:50051");
@@ -171,15 +175,6 @@ int main(int argc, char **argv) {
   }
 #endif
 
-  /* Signals go to sigwait below, never to a worker thread: block them
-   * before any thread starts. */
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-  signal(SIGPIPE, SIG_IGN);
-
   gw_srv_config scfg = {.addr = ss,
                         .addr_len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
                         .workers = workers,
@@ -197,8 +192,7 @@ int main(int argc, char **argv) {
            "%s, rpc deadline %ld ms)",
            listen, workers, users_addr, messages_addr, rpc_timeout);
 
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  int sig = sig_wait_stop(); /* later ones are logged and ignored */
   log_info("signal %d: draining", sig);
   gw_srv_quiesce(srv);
   /* In-flight requests get GATEWAY_DRAIN_MS; then their sockets are shut
@@ -207,6 +201,7 @@ int main(int argc, char **argv) {
   if (gw_srv_stop(srv, until, (int64_t)rpc_timeout * 1000 + 1000000) != 0) {
     /* Threads still hold the app: leave it all to the exit. */
     log_warn("stopped with connections unfinished after %ld ms", drain_ms);
+    sig_watch_end();
     return 0;
   }
 #ifdef GW_HAVE_AUTH
@@ -220,5 +215,6 @@ int main(int argc, char **argv) {
   gw_ucache_free(app.ucache);
   gw_ucache_free(app.hcache);
   log_info("gateway stopped");
+  sig_watch_end();
   return 0;
 }

@@ -456,6 +456,32 @@ class Stack:
         p.popen.wait(15)
         return p.popen.returncode
 
+    def log_mark(self, name):
+        """The current end of a part's log: pass it to wait_log as `since`."""
+        try:
+            return os.path.getsize(self.log_path(name))
+        except OSError:
+            return 0
+
+    def wait_log(self, name, text, since=0, timeout=15):
+        """Waits until `text` appears in the part's log after offset `since`.
+        Returns True, or False after `timeout` s or once the part has exited
+        (so a dead process fails the caller at once, not after the timeout)."""
+        deadline = time.time() + timeout
+        p = self.procs.get(name)
+        while True:
+            gone = p is not None and not p.alive()  # before the read: its last lines count
+            try:
+                with open(self.log_path(name), "rb") as f:
+                    f.seek(since)
+                    if text.encode() in f.read():
+                        return True
+            except OSError:
+                pass
+            if gone or time.time() >= deadline:
+                return False
+            time.sleep(0.05)
+
     def terminate(self, name, timeout=15):
         """SIGTERM and wait: returns the exit status."""
         if name == "postgres":

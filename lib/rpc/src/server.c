@@ -523,6 +523,12 @@ static void on_signal(int sig) {
 }
 
 static void signals_install(rpc_server *srv) {
+  /* A caller that blocks SIGTERM takes the stop signals itself (sigwait,
+   * lib/core sig.h) and calls rpc_server_shutdown: no handler then, which
+   * could only run on a thread that forgot to block them. */
+  sigset_t cur;
+  pthread_sigmask(SIG_BLOCK, NULL, &cur);
+  if (sigismember(&cur, SIGTERM)) return;
   pthread_mutex_lock(&g_sig_mu);
   if (g_wake_fd < 0) {
     struct sigaction sa;
