@@ -33,7 +33,8 @@ typedef struct rpc_status {
  * 100 ms, backing off to at most 1 s between attempts, so an upstream that
  * comes back is used again within about a second. Keepalive pings every 20 s
  * (also when idle; servers made by rpc_server_start allow that rate) drop a
- * connection whose peer stopped answering for 5 s. */
+ * connection whose peer stopped answering for 20 s (rpc_internal.h says why
+ * not less). */
 rpc_channel *rpc_channel_open(const char *target);
 
 /* Closes and frees the channel. NULL is a no-op. */
