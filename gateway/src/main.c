@@ -137,8 +137,18 @@ int main(int argc, char **argv) {
   atomic_init(&app.in_flight, 0);
   app.ucache = gw_ucache_new(4096, (int64_t)ucache_ttl * 1000000);
   app.hcache = gw_ucache_new(4096, (int64_t)hcache_ttl * 1000000);
-  app.users = rpc_channel_open(users_addr);
-  app.messages = rpc_channel_open(messages_addr);
+  /* Reads are safe to repeat, so a read that finds its upstream restarting
+   * (one replica rolling) is retried (rpc_channel_open_retry). Writes are
+   * not: CreateMessage without a request id may have been stored by a
+   * handler whose answer was lost; they keep only gRPC's transparent retry
+   * of calls the server provably never saw. */
+  static const char *const users_reads[] = {"/cruddur.users.v1.UsersService/GetUser",
+                                            "/cruddur.users.v1.UsersService/BatchGetUsers", NULL};
+  static const char *const messages_reads[] = {
+      "/cruddur.messages.v1.MessagesService/ListMessageGroups",
+      "/cruddur.messages.v1.MessagesService/ListMessages", NULL};
+  app.users = rpc_channel_open_retry(users_addr, users_reads);
+  app.messages = rpc_channel_open_retry(messages_addr, messages_reads);
   if (app.ucache == NULL || app.hcache == NULL || app.users == NULL || app.messages == NULL) {
     fprintf(stderr, "gateway: out of memory at start\n");
     return 1;

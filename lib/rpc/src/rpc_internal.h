@@ -89,6 +89,8 @@ struct rpc_call {
   grpc_byte_buffer *send_buf;  /* owned; grpc_byte_buffer_destroy */
   grpc_metadata send_md[1];    /* x-request-id echo (value slice owned) */
   size_t n_send_md;
+  int handler_ran;             /* the status comes from a handler: no retry */
+  grpc_metadata trail_md[1];   /* the "do not retry" trailer (static slices) */
   grpc_slice status_slice;     /* owned when has_status_slice */
   int has_status_slice;
   grpc_status_code status;
