@@ -20,6 +20,7 @@
 #include <grpc/support/time.h>
 
 #include "cruddur/rpc.h"
+#include "cruddur/ts.h"
 #include "rpc_internal.h"
 #include "grpc/health/v1/health.pb-c.h"
 
@@ -34,8 +35,17 @@
 /* The least time one connection attempt is given. */
 #define RPC_CLIENT_CONNECT_TIMEOUT_MS 1000
 
+/* A call on a channel from rpc_channel_open_retry that finds no ready
+ * connection waits for one this long at most (and at most half its budget). */
+#define RPC_READY_WAIT_MS 1000
+/* After such a wait found none, calls fail fast for this long: an upstream
+ * that is down costs one wait per period, not one per call. */
+#define RPC_READY_QUIET_US (5 * 1000000LL)
+
 struct rpc_channel {
-  grpc_channel *ch; /* owned; grpc_channel_destroy */
+  grpc_channel *ch;          /* owned; grpc_channel_destroy */
+  int ready_wait;            /* rpc_channel_open_retry: wait for a connection */
+  _Atomic int64_t quiet_until_us; /* monotonic: no waiting before this */
 };
 
 /* The channel's service config: round_robin, and the retry policy for
@@ -65,7 +75,10 @@ static char *service_config(const char *const *paths) {
                               "%s{\"service\":\"%.*s\",\"method\":\"%s\"}", i ? "," : "",
                               (int)(slash - p - 1), p + 1, slash + 1);
     }
-    /* maxAttempts counts the first try. Backoff 50 ms, then 100 ms (each
+    /* CANCELLED too: gRPC core 1.51 cancels a call that reaches a server
+     * after its shutdown began but before its GOAWAY reached the client,
+     * without any handler seeing it (measured: replicas rolling under load).
+     * maxAttempts counts the first try. Backoff 50 ms, then 100 ms (each
      * drawn at random below that): a read waits at most ~150 ms more for a
      * restarting upstream before it fails; the reconnect backoff (100 ms
      * at first) is of the same order. Throttling: each failure costs a
@@ -74,7 +87,7 @@ static char *service_config(const char *const *paths) {
         out + len, cap - len,
         "],\"retryPolicy\":{\"maxAttempts\":%d,\"initialBackoff\":\"0.05s\","
         "\"maxBackoff\":\"0.1s\",\"backoffMultiplier\":2,"
-        "\"retryableStatusCodes\":[\"UNAVAILABLE\"]}}],"
+        "\"retryableStatusCodes\":[\"UNAVAILABLE\",\"CANCELLED\"]}}],"
         "\"retryThrottling\":{\"maxTokens\":10,\"tokenRatio\":0.1}",
         RPC_RETRY_ATTEMPTS);
   }
@@ -93,6 +106,7 @@ rpc_channel *rpc_channel_open_retry(const char *target, const char *const *retry
     free(config);
     return NULL;
   }
+  c->ready_wait = retry_paths != NULL;
   rpc__grpc_log_setup();
   grpc_init(); /* reference counted; balanced in rpc_channel_close */
   /* Reconnect: gRPC's default backoff (1 s x1.6 up to 120 s) left callers
@@ -186,6 +200,35 @@ void rpc_arena_allocator(arena *a, ProtobufCAllocator *out) {
   out->allocator_data = a;
 }
 
+/* When the channel has no ready connection (its upstream restarting, or
+ * being replaced and not yet connected to), waits for one for up to
+ * RPC_READY_WAIT_MS (half of timeout_ms at most) before the call is made:
+ * a call never sent can wait safely, whatever its method. gRPC's own
+ * wait_for_ready would wait out the whole deadline of every call while an
+ * upstream is down. Returns the milliseconds spent. */
+static int64_t await_ready(rpc_channel *ch, int64_t timeout_ms) {
+  if (!ch->ready_wait) return 0;
+  grpc_connectivity_state s = grpc_channel_check_connectivity_state(ch->ch, 1);
+  int64_t t0 = ts_mono_us();
+  if (s == GRPC_CHANNEL_READY || t0 < atomic_load(&ch->quiet_until_us)) return 0;
+  int64_t wait_ms = timeout_ms / 2 < RPC_READY_WAIT_MS ? timeout_ms / 2 : RPC_READY_WAIT_MS;
+  gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                    gpr_time_from_millis(wait_ms, GPR_TIMESPAN));
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  int tag = 0;
+  while (s != GRPC_CHANNEL_READY && s != GRPC_CHANNEL_SHUTDOWN) {
+    grpc_channel_watch_connectivity_state(ch->ch, s, until, cq, &tag);
+    grpc_event ev = grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (!ev.success) break; /* `until` passed without a change */
+    s = grpc_channel_check_connectivity_state(ch->ch, 0);
+  }
+  grpc_completion_queue_shutdown(cq);
+  grpc_completion_queue_destroy(cq);
+  int64_t t1 = ts_mono_us();
+  if (s != GRPC_CHANNEL_READY) atomic_store(&ch->quiet_until_us, t1 + RPC_READY_QUIET_US);
+  return (t1 - t0) / 1000;
+}
+
 grpc_status_code rpc_unary(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
                            const char *method, const ProtobufCMessage *req,
                            ProtobufCMessage **resp, int64_t timeout_ms,
@@ -217,6 +260,7 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
   if (timeout_ms <= 0)
     return fail_local(st, GRPC_STATUS_DEADLINE_EXCEEDED,
                       "deadline exceeded before the call was sent");
+  timeout_ms -= await_ready(ch, timeout_ms);
 
   /* Request body in a gRPC-owned slice. */
   size_t len = protobuf_c_message_get_packed_size(req);

@@ -1143,6 +1143,63 @@ static void test_handler_failure_not_retried(void) {
   rpc_server_destroy(srv);
 }
 
+static void *restart_later(void *arg) {
+  const char *listen = arg;
+  sleep_ms(200);
+  return start_server(listen, 2, 0, 1000);
+}
+
+/* A channel from rpc_channel_open_retry waits (bounded) for a connection:
+ * a call made while its only upstream restarts is answered once it is back
+ * (a plain channel fails it at once, test_reconnect); with the upstream
+ * down for good, the first call gives up after the bounded wait and the
+ * next fails fast. */
+static void test_ready_wait(void) {
+  rpc_server *srv = start_server("127.0.0.1:0", 2, 0, 1000);
+  CHECK(srv != NULL);
+  if (srv == NULL) return;
+  char listen[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", rpc_server_port(srv));
+  rpc_channel *ch = rpc_channel_open_retry(listen, GET_USER_PATHS);
+  rpc_channel *plain = rpc_channel_open(listen);
+  CHECK_CODE(get_user(ch, "andrewbrown", 2000, NULL, NULL, NULL, 0), GRPC_STATUS_OK);
+  CHECK_CODE(get_user(plain, "andrewbrown", 2000, NULL, NULL, NULL, 0), GRPC_STATUS_OK);
+  rpc_server_shutdown(srv);
+  rpc_server_wait(srv);
+  rpc_server_destroy(srv);
+
+  CHECK_CODE(get_user(plain, "andrewbrown", 4000, NULL, NULL, NULL, 0),
+             GRPC_STATUS_UNAVAILABLE);
+  pthread_t th;
+  pthread_create(&th, NULL, restart_later, listen);
+  int64_t t0 = now_ms();
+  CHECK_CODE(get_user(ch, "andrewbrown", 4000, NULL, NULL, NULL, 0), GRPC_STATUS_OK);
+  int64_t took = now_ms() - t0;
+  void *back = NULL;
+  pthread_join(th, &back);
+  srv = back;
+  CHECK(srv != NULL && took >= 150);
+  if (srv == NULL) {
+    rpc_channel_close(ch);
+    rpc_channel_close(plain);
+    return;
+  }
+  rpc_server_shutdown(srv);
+  rpc_server_wait(srv);
+  rpc_server_destroy(srv);
+
+  t0 = now_ms();
+  CHECK_CODE(get_user(ch, "andrewbrown", 4000, NULL, NULL, NULL, 0), GRPC_STATUS_UNAVAILABLE);
+  took = now_ms() - t0;
+  CHECK(took >= 900 && took < 2000); /* the bounded wait, not the deadline */
+  t0 = now_ms();
+  CHECK_CODE(get_user(ch, "andrewbrown", 4000, NULL, NULL, NULL, 0), GRPC_STATUS_UNAVAILABLE);
+  took = now_ms() - t0;
+  CHECK(took < 500); /* down for good: fail fast */
+  rpc_channel_close(ch);
+  rpc_channel_close(plain);
+}
+
 int main(void) {
   log_init("rpc_test");
   test_reflection_index();
@@ -1181,6 +1238,7 @@ int main(void) {
   test_connection_age();
   test_retry_refused();
   test_handler_failure_not_retried();
+  test_ready_wait();
 
   if (failures != 0) {
     fprintf(stderr, "rpc_test: %d failure(s)\n", failures);

@@ -40,7 +40,9 @@ rpc_channel *rpc_channel_open(const char *target);
 /* rpc_channel_open, plus a retry policy for the methods in `retry_paths`
  * (NULL-terminated "/package.Service/Method" paths, at most
  * RPC_RETRY_PATHS_MAX; NULL or empty: none): calls that are safe to repeat,
- * such as reads. Such a call that ends UNAVAILABLE is tried again, up to
+ * such as reads. Such a call that ends UNAVAILABLE or CANCELLED (what gRPC
+ * core answers a call that reached a server whose shutdown had begun, before
+ * any handler) is tried again, up to
  * RPC_RETRY_ATTEMPTS attempts in all, 50 ms then 100 ms apart (jittered),
  * within its deadline, unless a handler produced the status: servers made
  * by rpc_server_start mark every status a handler returned "do not retry"
@@ -52,7 +54,12 @@ rpc_channel *rpc_channel_open(const char *target);
  * of recent calls fail, calls fail fast again, so an upstream that is down
  * costs no extra load. Every method, listed or not, keeps gRPC's transparent
  * retry of a call the server provably never saw (a stream refused by a
- * GOAWAY'd connection), which is safe for any call. */
+ * GOAWAY'd connection), which is safe for any call.
+ * On such a channel, a call of any method that finds no ready connection
+ * (its upstream restarting, or a replacement not yet connected to) first
+ * waits for one, up to 1 s and half its deadline: a call not yet sent can
+ * wait safely. A wait that ends without one makes calls fail fast (no wait)
+ * for the next 5 s, so an upstream that is down costs one wait per 5 s. */
 #define RPC_RETRY_PATHS_MAX 32
 #define RPC_RETRY_ATTEMPTS 3
 rpc_channel *rpc_channel_open_retry(const char *target, const char *const *retry_paths);
