@@ -168,7 +168,8 @@ class Stack:
             pass
         elif exc_type is None:
             shutil.rmtree(self.root, ignore_errors=True)
-        bad = {n: c for n, c in codes.items() if n in OUR_BINARIES and c != 0}
+        bad = {n: c for n, c in codes.items() if n not in ("cognito", "dynalite", "postgres")
+               and c != 0}
         if bad and exc_type is None:
             raise StackError("binaries did not exit cleanly after SIGTERM: %s\n%s" % (
                 bad, "\n".join(self.tail(n, 40) for n in bad)))
@@ -433,6 +434,18 @@ class Stack:
         self.messages_addr = self._start_service("messages-svc", "messages", env, wait)
         return self.messages_addr
 
+    def messages_replica(self, name, env=None):
+        """One more messages-svc process, named `name`, on a port of its own
+        (also `name` in ports), for tests with several replicas. Started
+        again by calling this again; stopped with terminate(name) or stop()."""
+        e = self.env()
+        e.update(env or {})
+        e["MESSAGES_LISTEN"] = "127.0.0.1:%d" % self._port(name)
+        self._spawn(name, [self.binary("messages-svc")], env=e)
+        addr = e["MESSAGES_LISTEN"]
+        self._wait(name, lambda: self._grpc_serving(addr))
+        return addr
+
     def gateway(self, env=None, wait=True):
         port = self._port("gateway")
         e = self.env()
@@ -512,7 +525,8 @@ class Stack:
         codes = {}
         if self.detach:
             return codes
-        for name in ("gateway", "messages-svc", "users-svc"):
+        replicas = [n for n in self.procs if n not in OUR_BINARIES + ("cognito", "dynalite")]
+        for name in ["gateway"] + replicas + ["messages-svc", "users-svc"]:
             if name in self.procs:
                 codes[name] = self.procs[name].stop()
         for name in ("cognito", "dynalite"):
