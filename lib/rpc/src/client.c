@@ -35,11 +35,8 @@
 /* The least time one connection attempt is given. */
 #define RPC_CLIENT_CONNECT_TIMEOUT_MS 1000
 
-/* A call on a channel from rpc_channel_open_retry that finds no ready
- * connection waits for one this long at most (and at most half its budget). */
-#define RPC_READY_WAIT_MS 1000
-/* After such a wait found none, calls fail fast for this long: an upstream
- * that is down costs one wait per period, not one per call. */
+/* After a call that waited for a connection (rpc_channel_open_retry) failed
+ * without one, calls fail fast for this long. */
 #define RPC_READY_QUIET_US (5 * 1000000LL)
 
 struct rpc_channel {
@@ -200,33 +197,27 @@ void rpc_arena_allocator(arena *a, ProtobufCAllocator *out) {
   out->allocator_data = a;
 }
 
-/* When the channel has no ready connection (its upstream restarting, or
- * being replaced and not yet connected to), waits for one for up to
- * RPC_READY_WAIT_MS (half of timeout_ms at most) before the call is made:
- * a call never sent can wait safely, whatever its method. gRPC's own
- * wait_for_ready would wait out the whole deadline of every call while an
- * upstream is down. Returns the milliseconds spent. */
-static int64_t await_ready(rpc_channel *ch, int64_t timeout_ms) {
-  if (!ch->ready_wait) return 0;
-  grpc_connectivity_state s = grpc_channel_check_connectivity_state(ch->ch, 1);
-  int64_t t0 = ts_mono_us();
-  if (s == GRPC_CHANNEL_READY || t0 < atomic_load(&ch->quiet_until_us)) return 0;
-  int64_t wait_ms = timeout_ms / 2 < RPC_READY_WAIT_MS ? timeout_ms / 2 : RPC_READY_WAIT_MS;
-  gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                    gpr_time_from_millis(wait_ms, GPR_TIMESPAN));
-  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  int tag = 0;
-  while (s != GRPC_CHANNEL_READY && s != GRPC_CHANNEL_SHUTDOWN) {
-    grpc_channel_watch_connectivity_state(ch->ch, s, until, cq, &tag);
-    grpc_event ev = grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (!ev.success) break; /* `until` passed without a change */
-    s = grpc_channel_check_connectivity_state(ch->ch, 0);
-  }
-  grpc_completion_queue_shutdown(cq);
-  grpc_completion_queue_destroy(cq);
-  int64_t t1 = ts_mono_us();
-  if (s != GRPC_CHANNEL_READY) atomic_store(&ch->quiet_until_us, t1 + RPC_READY_QUIET_US);
-  return (t1 - t0) / 1000;
+/* Whether a call on `ch` should wait for a ready connection instead of
+ * failing at once (gRPC's wait_for_ready): on a channel from
+ * rpc_channel_open_retry, unless a wait recently found the upstream down.
+ * Waiting is safe for any method, since a call is sent once it has a
+ * connection; it rides out a replica restarting or being replaced. When
+ * every address failed lately, their reconnect backoff (up to 1 s) is reset
+ * so a replacement that is already up is tried at once. */
+static int want_ready(rpc_channel *ch) {
+  if (!ch->ready_wait || ts_mono_us() < atomic_load(&ch->quiet_until_us)) return 0;
+  if (grpc_channel_check_connectivity_state(ch->ch, 1) == GRPC_CHANNEL_TRANSIENT_FAILURE)
+    grpc_channel_reset_connect_backoff(ch->ch);
+  return 1;
+}
+
+/* After a waiting call failed for want of a connection, the next calls
+ * fail fast for RPC_READY_QUIET_US: a down upstream costs one deadline per
+ * period, not one per call. */
+static void note_wait_result(rpc_channel *ch, grpc_status_code code) {
+  if ((code == GRPC_STATUS_DEADLINE_EXCEEDED || code == GRPC_STATUS_UNAVAILABLE) &&
+      grpc_channel_check_connectivity_state(ch->ch, 0) != GRPC_CHANNEL_READY)
+    atomic_store(&ch->quiet_until_us, ts_mono_us() + RPC_READY_QUIET_US);
 }
 
 grpc_status_code rpc_unary(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
@@ -260,7 +251,7 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
   if (timeout_ms <= 0)
     return fail_local(st, GRPC_STATUS_DEADLINE_EXCEEDED,
                       "deadline exceeded before the call was sent");
-  timeout_ms -= await_ready(ch, timeout_ms);
+  int wait_ready = want_ready(ch);
 
   /* Request body in a gRPC-owned slice. */
   size_t len = protobuf_c_message_get_packed_size(req);
@@ -298,6 +289,9 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (wait_ready)
+    ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
+                   GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
   ops[0].data.send_initial_metadata.count = n_md;
   ops[0].data.send_initial_metadata.metadata = md_out;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -368,6 +362,7 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
   }
   grpc_byte_buffer_destroy(send_buf);
   grpc_call_unref(call);
+  if (wait_ready) note_wait_result(ch, code);
   /* The only event was plucked above, so the queue is already drained. */
   grpc_completion_queue_shutdown(cq);
   grpc_completion_queue_destroy(cq);

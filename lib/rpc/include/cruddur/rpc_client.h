@@ -56,10 +56,11 @@ rpc_channel *rpc_channel_open(const char *target);
  * retry of a call the server provably never saw (a stream refused by a
  * GOAWAY'd connection), which is safe for any call.
  * On such a channel, a call of any method that finds no ready connection
- * (its upstream restarting, or a replacement not yet connected to) first
- * waits for one, up to 1 s and half its deadline: a call not yet sent can
- * wait safely. A wait that ends without one makes calls fail fast (no wait)
- * for the next 5 s, so an upstream that is down costs one wait per 5 s. */
+ * (its upstream restarting, or a replacement not yet connected to) waits for
+ * one within its deadline (gRPC's wait_for_ready): a call not yet sent can
+ * wait safely. A call that still found none (DEADLINE_EXCEEDED or
+ * UNAVAILABLE) makes the next calls fail fast, without waiting, for 5 s: an
+ * upstream that is down costs one deadline per 5 s, then answers at once. */
 #define RPC_RETRY_PATHS_MAX 32
 #define RPC_RETRY_ATTEMPTS 3
 rpc_channel *rpc_channel_open_retry(const char *target, const char *const *retry_paths);
