@@ -5,8 +5,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +13,7 @@
 
 #include "cruddur/cfg.h"
 #include "cruddur/log.h"
+#include "cruddur/sig.h"
 #include "cruddur/ts.h"
 #include "gateway.h"
 
@@ -94,6 +93,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: gateway [serve]\n");
     return 2;
   }
+  /* Before anything starts a thread (the gRPC channels below start gRPC's,
+   * libcurl's resolver its own): a thread that does not block SIGTERM would
+   * take a second one during the drain and die of it, with the process. The
+   * first one ends sig_wait_stop below; later ones are logged and ignored. */
+  sig_block_stop();
   log_init("gateway");
   const char *listen = cfg_str("GATEWAY_LISTEN", "127.0.0.1:4567");
   const char *users_addr = cfg_str("USERS_ADDR", "127.0.0.1:50051");
@@ -176,8 +180,18 @@ int main(int argc, char **argv) {
   atomic_init(&app.in_flight, 0);
   app.ucache = gw_ucache_new(4096, (int64_t)ucache_ttl * 1000000);
   app.hcache = gw_ucache_new(4096, (int64_t)hcache_ttl * 1000000);
-  app.users = rpc_channel_open(users_addr);
-  app.messages = rpc_channel_open(messages_addr);
+  /* Reads are safe to repeat, so a read that finds its upstream restarting
+   * (one replica rolling) is retried (rpc_channel_open_retry). Writes are
+   * not: CreateMessage without a request id may have been stored by a
+   * handler whose answer was lost; they keep only gRPC's transparent retry
+   * of calls the server provably never saw. */
+  static const char *const users_reads[] = {"/cruddur.users.v1.UsersService/GetUser",
+                                            "/cruddur.users.v1.UsersService/BatchGetUsers", NULL};
+  static const char *const messages_reads[] = {
+      "/cruddur.messages.v1.MessagesService/ListMessageGroups",
+      "/cruddur.messages.v1.MessagesService/ListMessages", NULL};
+  app.users = rpc_channel_open_retry(users_addr, users_reads);
+  app.messages = rpc_channel_open_retry(messages_addr, messages_reads);
   if (app.ucache == NULL || app.hcache == NULL || app.users == NULL || app.messages == NULL) {
     fprintf(stderr, "gateway: out of memory at start\n");
     return 1;
@@ -221,15 +235,6 @@ int main(int argc, char **argv) {
   }
 #endif
 
-  /* Signals go to sigwait below, never to a worker thread: block them
-   * before any thread starts. */
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-  signal(SIGPIPE, SIG_IGN);
-
   gw_srv_config scfg = {.addr = ss,
                         .addr_len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
                         .workers = workers,
@@ -248,8 +253,7 @@ int main(int argc, char **argv) {
            "%s, rpc deadline %ld ms)",
            listen, workers, users_addr, messages_addr, rpc_timeout);
 
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  int sig = sig_wait_stop(); /* later ones are logged and ignored */
   log_info("signal %d: draining", sig);
   gw_srv_quiesce(srv);
   /* In-flight requests get GATEWAY_DRAIN_MS; then their sockets are shut
@@ -258,6 +262,7 @@ int main(int argc, char **argv) {
   if (gw_srv_stop(srv, until, (int64_t)rpc_timeout * 1000 + 1000000) != 0) {
     /* Threads still hold the app: leave it all to the exit. */
     log_warn("stopped with connections unfinished after %ld ms", drain_ms);
+    sig_watch_end();
     return 0;
   }
 #ifdef GW_HAVE_AUTH
@@ -273,5 +278,6 @@ int main(int argc, char **argv) {
   for (int l = 0; l < GW_LIMIT_COUNT; l++)
     gw_rl_free(app.limits[l]);
   log_info("gateway stopped");
+  sig_watch_end();
   return 0;
 }

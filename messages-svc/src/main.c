@@ -17,6 +17,7 @@
 #include "cruddur/cfg.h"
 #include "cruddur/log.h"
 #include "cruddur/rpc.h"
+#include "cruddur/sig.h"
 #include "service.h"
 #include "tools.h"
 
@@ -69,6 +70,9 @@ static void log_stats(aws_client *ddb) {
 }
 
 static int serve(void) {
+  /* Before any thread starts (sig.h): a second SIGTERM during the drain is
+   * then logged and ignored instead of killing the process. */
+  sig_block_stop();
   log_init("messages-svc");
   const char *listen = cfg_str("MESSAGES_LISTEN", "127.0.0.1:50052");
   const char *table = table_from_env();
@@ -127,12 +131,15 @@ static int serve(void) {
   }
   log_info("messages-svc listening on port %d, table %s, dynamodb %s", rpc_server_port(srv), table,
            aws_client_endpoint(ddb) ? aws_client_endpoint(ddb) : "(default)");
+  log_info("signal %d: draining", sig_wait_stop());
+  rpc_server_shutdown(srv);
   rpc_server_wait(srv); /* ends every stream; holders released them */
   watch_hub_free(svc.watch);
   rpc_server_destroy(srv);
   log_stats(ddb);
   msgs_svc_destroy(&svc);
   aws_client_free(ddb);
+  sig_watch_end();
   return 0;
 }
 

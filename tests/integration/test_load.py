@@ -10,16 +10,21 @@
    sanitizer build keeps freed memory in a quarantine, so the binaries run here
    with ASAN_OPTIONS quarantine_size_mb=QUARANTINE_MB to keep that bounded.
 3. Graceful shutdown: SIGTERM to users-svc, messages-svc and the gateway while
-   requests are in flight (DynamoDB answers are delayed through a proxy so
-   that requests are certainly in flight): the in-flight requests complete,
-   the binary exits 0 within its drain time (10 s) plus a margin; services are
-   restarted in between and the stack recovers.
+   requests are in flight, then a second SIGTERM during the drain: the
+   in-flight requests complete, the second signal is logged and ignored, the
+   binary exits 0 within its drain time (10 s) plus a margin; services are
+   restarted in between and the stack recovers. No sleep decides what is in
+   flight: the proxy in front of DynamoDB (PostgreSQL for users-svc) holds
+   every answer until IN_FLIGHT requests are waiting in it, so they are
+   provably inside the handlers (inside the gateway) when the signals come,
+   and lets them go only once the log shows the drain under way.
 
 Run: CRUDDUR_BUILD_DIR=build/asan CRUDDUR_SOURCE_DIR=. /usr/bin/python3 tests/integration/test_load.py
 Environment: LOAD_SOAK_S (default 60) changes the soak length.
 """
 import collections
 import os
+import signal
 import sys
 import threading
 import time
@@ -38,10 +43,7 @@ RSS_BOUND_KIB = 16 * 1024     # growth allowed after warm-up, per binary
 QUARANTINE_MB = 8
 DRAIN_BOUND_S = 13.0          # drain time (10 s) + start-up slack
 BINARIES = ("users-svc", "messages-svc", "gateway")
-# Defects of the code under test tracked without failing: binary -> what is
-# wrong with its drain (the exit status and the bound are still asserted).
-# Parts whose drain is known to lose in-flight requests (none at present).
-DRAIN_KNOWN_ISSUES = {}
+IN_FLIGHT = 4                 # = RPC_WORKERS and PG_POOL_SIZE: calls a service worker holds
 ASAN = ("detect_leaks=1:abort_on_error=0:exitcode=23:quarantine_size_mb=%d:"
         "thread_local_quarantine_size_kb=64" % QUARANTINE_MB)
 
@@ -71,19 +73,73 @@ def groups_of(client):
     return out
 
 
+class HoldProxy(hostile.DelayProxy):
+    """A DelayProxy that can also hold every answer. While held, requests
+    still reach the target but nothing comes back; wait_held(n) waits for n
+    client connections that sent something since hold(): each is one request
+    waiting for its answer (HTTP/1.1 to DynamoDB and libpq do not pipeline),
+    so one handler inside its upstream call."""
+
+    def __init__(self, target_port):
+        super().__init__(target_port, 0.0)
+        self._open = threading.Event()
+        self._open.set()
+        self._cv = threading.Condition()
+        self._waiting = set()
+
+    def hold(self):
+        with self._cv:
+            self._waiting = set()
+            self._open.clear()
+
+    def release(self):
+        self._open.set()
+
+    def wait_held(self, n, timeout):
+        with self._cv:
+            return self._cv.wait_for(lambda: len(self._waiting) >= n, timeout)
+
+    def _pump(self, src, dst, delayed):
+        super()._pump(_Held(self, src, delayed), dst, delayed)
+
+
+class _Held:
+    """One side of a HoldProxy connection: an answer read from the target
+    waits while the proxy holds; a request read from the client is counted."""
+
+    def __init__(self, proxy, sock, answer):
+        self.proxy, self.sock, self.answer = proxy, sock, answer
+
+    def recv(self, n):
+        data = self.sock.recv(n)
+        if data and self.answer:
+            self.proxy._open.wait()
+        elif data and not self.proxy._open.is_set():
+            with self.proxy._cv:
+                self.proxy._waiting.add(self.sock)
+                self.proxy._cv.notify_all()
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
 class LoadAndLifecycle(unittest.TestCase):
     def test_load_and_lifecycle(self):
         # users-svc reaches PostgreSQL and messages-svc reaches dynalite through
-        # delaying proxies (no delay until the shutdown part).
+        # proxies that hold answers in the shutdown part (and pass them before).
         port, pg_port = hostile.free_port(), hostile.free_port()
-        proxy, pg_proxy = hostile.DelayProxy(port, 0.0), hostile.DelayProxy(pg_port, 0.0)
+        proxy, pg_proxy = HoldProxy(port), HoldProxy(pg_port)
         # The gateway gives every connection its own thread (the default), so the
         # slow requests below are really in flight at the service at SIGTERM.
+        # The gateway's upstream deadline outlasts the time answers are held.
         w = hostile.World(extra_users=CLIENTS, svc_env={"ASAN_OPTIONS": ASAN},
+                          gateway_env=dict(hostile.LOAD_TEST_LIMITS, GATEWAY_RPC_TIMEOUT_MS="15000"),
                           messages_env={"AWS_ENDPOINT_URL_DYNAMODB": proxy.url},
+                          # New pool connections wait out held answers (libpq's 2 s
+                          # connect_timeout would fail them).
                           users_env={"CONNECTION_URL": "postgresql://postgres@127.0.0.1:%d/cruddur"
-                                     % pg_proxy.port},
-                          gateway_env=hostile.LOAD_TEST_LIMITS)
+                                     "?connect_timeout=30" % pg_proxy.port})
         w.s.fixed_ports = {"dynalite": port, "postgres": pg_port}
         w.proxies += [proxy, pg_proxy]
         with w:
@@ -226,65 +282,85 @@ class LoadAndLifecycle(unittest.TestCase):
     # ---- 3. graceful shutdown ---------------------------------------------
     def shutdown(self, w, proxy, pg_proxy):
         for name in BINARIES:
-            self.drain_one(w, proxy, pg_proxy, name)
+            with self.subTest(binary=name):
+                self.drain_one(w, proxy, pg_proxy, name)
 
     def drain_one(self, w, proxy, pg_proxy, name):
-        """Starts IN_FLIGHT slow requests, sends SIGTERM while they are in
-        flight, and checks they all complete with 200 and the exit status."""
-        in_flight = 4  # = RPC_WORKERS and PG_POOL_SIZE: calls a service worker holds
+        """IN_FLIGHT requests held in the upstream proxy, SIGTERM, a second
+        SIGTERM once the drain is under way, then the answers: every request
+        completes with 200 and the binary exits 0."""
         if name == "users-svc":
-            # users-svc is reached by the public lookup (not cached by caller);
-            # PostgreSQL answers late, so the lookups are surely in flight.
+            # The public lookup reaches users-svc (no gateway cache for it) and
+            # PostgreSQL, anonymously (no token lookup before it); the others
+            # reach messages-svc and DynamoDB.
+            held, who = pg_proxy, None
+
             def req(c):
                 return c.call("GET", "/api/users/@bayko/short")
-            pg_proxy.delay = 0.3
         else:
+            held, who = proxy, "andrewbrown"
+
             def req(c):
                 return c.call("GET", "/api/messages/%s?limit=5" % self.shared)
-            proxy.delay = 0.3  # DynamoDB answers late: requests are surely in flight
-        results = [None] * in_flight
-        started = threading.Barrier(in_flight + 1)
+        results = [None] * IN_FLIGHT
 
         def one(i):
-            c = w.client("andrewbrown", timeout=20)
-            started.wait()
+            c = w.client(who, timeout=30)
             t = time.time()
             try:
-                r = req(c)
-                results[i] = (r.status, time.time() - t)
+                results[i] = (req(c).status, time.time() - t)
             except Exception as e:
                 results[i] = (type(e).__name__, time.time() - t)
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(in_flight)]
-        for t in ts:
-            t.start()
-        started.wait()
-        time.sleep(0.15)
-        t_sig = time.time()
-        status = w.s.terminate(name, timeout=20)
+        held.hold()
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(IN_FLIGHT)]
+        try:
+            for t in ts:
+                t.start()
+            self.assertTrue(held.wait_held(IN_FLIGHT, 30),
+                            "%d requests never reached the upstream of %s" % (IN_FLIGHT, name))
+            proc = w.s.procs[name]
+            mark = w.s.log_mark(name)
+            t_sig = time.time()
+            proc.signal(signal.SIGTERM)
+            draining = w.s.wait_log(name, "draining", since=mark)
+            proc.signal(signal.SIGTERM)
+            ignored = w.s.wait_log(name, "received while draining: ignored", since=mark, timeout=5)
+        finally:
+            held.release()
+        try:
+            status = proc.popen.wait(20)
+        except Exception:
+            proc.popen.kill()
+            status = "timeout"
         took = time.time() - t_sig
         for t in ts:
             t.join(30)
-        proxy.delay = pg_proxy.delay = 0.0
-        print("drain %-12s exit %s after %.2fs; in-flight answers %s" % (
-            name, status, took, [r[0] for r in results]))
-        self.assertEqual(status, 0, "%s exit status after SIGTERM under load\n%s" % (
-            name, w.s.tail(name, 30)))
-        self.assertLess(took, DRAIN_BOUND_S, "%s took %.1fs to exit" % (name, took))
         got = [r[0] for r in results]
-        if name in DRAIN_KNOWN_ISSUES and got != [200] * in_flight and set(got) <= {200, 503}:
-            print("  KNOWN %s: in-flight answers %s [%s]" % (name, got, DRAIN_KNOWN_ISSUES[name]))
-        else:
-            self.assertEqual(got, [200] * in_flight,
-                             "requests in flight at SIGTERM to %s must complete" % name)
+        print("drain %-12s exit %s after %.2fs; in-flight answers %s" % (name, status, took, got))
+        log = w.s.tail(name, 30)
+        refused = True
         if name == "gateway":
             # New connections are refused once it is gone.
-            with self.assertRaises(Exception):
+            try:
                 hostile.raw_request(w.port, "GET", "/healthz", timeout=2)
+                refused = False
+            except Exception:
+                pass
+        # Restarted before the verdict, so the next binary's drain runs on a
+        # whole stack whatever this one's is.
         w.s.restart(name)
         deadline = time.time() + 10
         while time.time() < deadline and not w.ready():
             time.sleep(0.2)
         self.assertTrue(w.ready(), "not ready again after restarting %s" % name)
+        self.assertTrue(draining, "%s never logged its drain\n%s" % (name, log))
+        self.assertEqual(status, 0, "%s exit status after a second SIGTERM during the drain\n%s" % (
+            name, log))
+        self.assertEqual(got, [200] * IN_FLIGHT,
+                         "requests in flight at SIGTERM to %s must complete" % name)
+        self.assertTrue(ignored, "%s did not log the second SIGTERM as ignored\n%s" % (name, log))
+        self.assertLess(took, DRAIN_BOUND_S, "%s took %.1fs to exit" % (name, took))
+        self.assertTrue(refused, "the gateway still answered after its drain")
 
 
 if __name__ == "__main__":

@@ -179,8 +179,8 @@ class Stack:
             pass
         elif exc_type is None:
             shutil.rmtree(self.root, ignore_errors=True)
-        bad = {n: c for n, c in codes.items()
-               if (n in OUR_BINARIES or n.startswith("messages-svc-")) and c != 0}
+        bad = {n: c for n, c in codes.items() if n not in ("cognito", "dynalite", "postgres")
+               and c != 0}
         if bad and exc_type is None:
             raise StackError("binaries did not exit cleanly after SIGTERM: %s\n%s" % (
                 bad, "\n".join(self.tail(n, 40) for n in bad)))
@@ -445,17 +445,19 @@ class Stack:
         self.messages_addr = self._start_service("messages-svc", "messages", env, wait)
         return self.messages_addr
 
-    def messages_replica(self, n, env=None, wait=True):
-        """Another messages-svc on the same table (replica n >= 2), on its own
-        port; its process is named messages-svc-<n>. Returns its address."""
-        name, port_name = "messages-svc-%d" % n, "messages%d" % n
-        port = self._port(port_name)
-        e = {"MESSAGES_LISTEN": "127.0.0.1:%d" % port}
+    def messages_replica(self, name, env=None, wait=True):
+        """One more messages-svc process on the same table, on a port of its
+        own, for tests with several replicas. `name` is the process name (and
+        its key in ports); an int n >= 2 means "messages-svc-<n>". Started
+        again by calling this again; stopped with terminate(name) or stop().
+        Returns its address."""
+        if isinstance(name, int):
+            name = "messages-svc-%d" % name
+        e = self.env()
         e.update(env or {})
-        merged = self.env()
-        merged.update(e)
-        self._spawn(name, [self.binary("messages-svc")], env=merged)
-        addr = "127.0.0.1:%d" % port
+        e["MESSAGES_LISTEN"] = "127.0.0.1:%d" % self._port(name)
+        self._spawn(name, [self.binary("messages-svc")], env=e)
+        addr = e["MESSAGES_LISTEN"]
         if wait:
             self._wait(name, lambda: self._grpc_serving(addr))
         return addr
@@ -482,6 +484,32 @@ class Stack:
         p.signal(sig)
         p.popen.wait(15)
         return p.popen.returncode
+
+    def log_mark(self, name):
+        """The current end of a part's log: pass it to wait_log as `since`."""
+        try:
+            return os.path.getsize(self.log_path(name))
+        except OSError:
+            return 0
+
+    def wait_log(self, name, text, since=0, timeout=15):
+        """Waits until `text` appears in the part's log after offset `since`.
+        Returns True, or False after `timeout` s or once the part has exited
+        (so a dead process fails the caller at once, not after the timeout)."""
+        deadline = time.time() + timeout
+        p = self.procs.get(name)
+        while True:
+            gone = p is not None and not p.alive()  # before the read: its last lines count
+            try:
+                with open(self.log_path(name), "rb") as f:
+                    f.seek(since)
+                    if text.encode() in f.read():
+                        return True
+            except OSError:
+                pass
+            if gone or time.time() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def terminate(self, name, timeout=15):
         """SIGTERM and wait: returns the exit status."""
@@ -513,8 +541,8 @@ class Stack:
         codes = {}
         if self.detach:
             return codes
-        replicas = sorted(n for n in self.procs if n.startswith("messages-svc-"))
-        for name in ["gateway", "messages-svc"] + replicas + ["users-svc"]:
+        replicas = [n for n in self.procs if n not in OUR_BINARIES + ("cognito", "dynalite")]
+        for name in ["gateway"] + replicas + ["messages-svc", "users-svc"]:
             if name in self.procs:
                 codes[name] = self.procs[name].stop()
         for name in ("cognito", "dynalite"):

@@ -20,6 +20,7 @@
 #include "cruddur/cfg.h"
 #include "cruddur/log.h"
 #include "cruddur/rpc.h"
+#include "cruddur/sig.h"
 #include "cruddur/ts.h"
 #include "usr_db.h"
 #include "usr_link.h"
@@ -225,6 +226,9 @@ static int cmd_link(const char *cmd, int argc, char **argv) {
 /* ---- serve -------------------------------------------------------------- */
 
 static int cmd_serve(void) {
+  /* Before any thread starts (sig.h): a second SIGTERM during the drain is
+   * then logged and ignored instead of killing the process. */
+  sig_block_stop();
   const char *url = connection_url();
   const char *listen = cfg_str("USERS_LISTEN", "127.0.0.1:50051");
   int pool_size = (int)cfg_int("PG_POOL_SIZE", 4, 1, UPG_MAX_SIZE);
@@ -270,12 +274,15 @@ static int cmd_serve(void) {
   }
   log_info("users-svc listening on %s (pool %d, cognito %s)", listen, pool_size,
            ctx.cognito != NULL ? aws_client_endpoint(ctx.cognito) : "off");
+  log_info("signal %d: draining", sig_wait_stop());
+  rpc_server_shutdown(srv);
   rpc_server_wait(srv);
   rpc_server_destroy(srv);
   upg_pool_free(ctx.pool);
   aws_client_free(ctx.cognito);
   pthread_mutex_destroy(&ctx.health_mu);
   log_info("users-svc stopped");
+  sig_watch_end();
   return 0;
 }
 

@@ -23,6 +23,7 @@
 #include <grpc/support/time.h>
 
 #include "cruddur/rpc.h"
+#include "cruddur/ts.h"
 #include "rpc_internal.h"
 #include "grpc/health/v1/health.pb-c.h"
 
@@ -37,6 +38,10 @@
 /* The least time one connection attempt is given. */
 #define RPC_CLIENT_CONNECT_TIMEOUT_MS 1000
 
+/* After a call that waited for a connection (rpc_channel_open_retry) failed
+ * without one, calls fail fast for this long. */
+#define RPC_READY_QUIET_US (5 * 1000000LL)
+
 struct rpc_channel {
   grpc_channel *ch; /* owned; grpc_channel_destroy */
   /* Streams (rpc_stream_start): one NEXT queue and the thread draining it,
@@ -45,13 +50,70 @@ struct rpc_channel {
   grpc_completion_queue *scq; /* owned */
   pthread_t sth;
   int sth_started;
+  int ready_wait;            /* rpc_channel_open_retry: wait for a connection */
+  _Atomic int64_t quiet_until_us; /* monotonic: no waiting before this */
 };
 
-rpc_channel *rpc_channel_open(const char *target) {
+/* The channel's service config: round_robin, and the retry policy for
+ * `paths` (rpc_channel_open_retry). Returns a malloc'ed string or NULL
+ * (out of memory, a malformed path, or too many). */
+static char *service_config(const char *const *paths) {
+  static const char lb[] = "\"loadBalancingConfig\":[{\"round_robin\":{}}]";
+  size_t n = 0, cap = sizeof lb + 512;
+  for (; paths != NULL && paths[n] != NULL; n++) {
+    if (n == RPC_RETRY_PATHS_MAX) return NULL;
+    cap += strlen(paths[n]) + 32;
+  }
+  char *out = malloc(cap);
+  if (out == NULL) return NULL;
+  size_t len = (size_t)snprintf(out, cap, "{%s", lb);
+  if (n > 0) {
+    len += (size_t)snprintf(out + len, cap - len, ",\"methodConfig\":[{\"name\":[");
+    for (size_t i = 0; i < n; i++) {
+      /* "/pkg.Svc/Method" -> {"service":"pkg.Svc","method":"Method"} */
+      const char *p = paths[i], *slash = p[0] == '/' ? strchr(p + 1, '/') : NULL;
+      if (slash == NULL || slash == p + 1 || slash[1] == '\0' ||
+          strpbrk(p, "\"\\") != NULL) {
+        free(out);
+        return NULL;
+      }
+      len += (size_t)snprintf(out + len, cap - len,
+                              "%s{\"service\":\"%.*s\",\"method\":\"%s\"}", i ? "," : "",
+                              (int)(slash - p - 1), p + 1, slash + 1);
+    }
+    /* CANCELLED too: gRPC core 1.51 cancels a call that reaches a server
+     * after its shutdown began but before its GOAWAY reached the client,
+     * without any handler seeing it (measured: replicas rolling under load).
+     * maxAttempts counts the first try. Backoff 50 ms, then 100 ms (each
+     * drawn at random below that): a read waits at most ~150 ms more for a
+     * restarting upstream before it fails; the reconnect backoff (100 ms
+     * at first) is of the same order. Throttling: each failure costs a
+     * token of 10, each success gives 0.1 back, and retries stop below 5. */
+    len += (size_t)snprintf(
+        out + len, cap - len,
+        "],\"retryPolicy\":{\"maxAttempts\":%d,\"initialBackoff\":\"0.05s\","
+        "\"maxBackoff\":\"0.1s\",\"backoffMultiplier\":2,"
+        "\"retryableStatusCodes\":[\"UNAVAILABLE\",\"CANCELLED\"]}}],"
+        "\"retryThrottling\":{\"maxTokens\":10,\"tokenRatio\":0.1}",
+        RPC_RETRY_ATTEMPTS);
+  }
+  snprintf(out + len, cap - len, "}");
+  return out;
+}
+
+rpc_channel *rpc_channel_open(const char *target) { return rpc_channel_open_retry(target, NULL); }
+
+rpc_channel *rpc_channel_open_retry(const char *target, const char *const *retry_paths) {
   if (target == NULL || target[0] == '\0') return NULL;
+  char *config = service_config(retry_paths);
+  if (config == NULL) return NULL;
   rpc_channel *c = calloc(1, sizeof *c);
-  if (c == NULL) return NULL;
+  if (c == NULL) {
+    free(config);
+    return NULL;
+  }
   pthread_mutex_init(&c->mu, NULL);
+  c->ready_wait = retry_paths != NULL;
   rpc__grpc_log_setup();
   grpc_init(); /* reference counted; balanced in rpc_channel_close */
   /* Reconnect: gRPC's default backoff (1 s x1.6 up to 120 s) left callers
@@ -94,11 +156,12 @@ rpc_channel *rpc_channel_open(const char *target) {
   memcpy(all, arg, sizeof arg);
   all[N_OPTS].type = GRPC_ARG_STRING;
   all[N_OPTS].key = (char *)GRPC_ARG_SERVICE_CONFIG;
-  all[N_OPTS].value.string = (char *)"{\"loadBalancingConfig\":[{\"round_robin\":{}}]}";
+  all[N_OPTS].value.string = config;
   grpc_channel_args args = {N_OPTS + 1, all};
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->ch = grpc_channel_create(target, creds, &args);
   grpc_channel_credentials_release(creds);
+  free(config); /* copied by grpc_channel_create */
   if (c->ch == NULL) {
     grpc_shutdown();
     pthread_mutex_destroy(&c->mu);
@@ -153,6 +216,29 @@ void rpc_arena_allocator(arena *a, ProtobufCAllocator *out) {
   out->allocator_data = a;
 }
 
+/* Whether a call on `ch` should wait for a ready connection instead of
+ * failing at once (gRPC's wait_for_ready): on a channel from
+ * rpc_channel_open_retry, unless a wait recently found the upstream down.
+ * Waiting is safe for any method, since a call is sent once it has a
+ * connection; it rides out a replica restarting or being replaced. When
+ * every address failed lately, their reconnect backoff (up to 1 s) is reset
+ * so a replacement that is already up is tried at once. */
+static int want_ready(rpc_channel *ch) {
+  if (!ch->ready_wait || ts_mono_us() < atomic_load(&ch->quiet_until_us)) return 0;
+  if (grpc_channel_check_connectivity_state(ch->ch, 1) == GRPC_CHANNEL_TRANSIENT_FAILURE)
+    grpc_channel_reset_connect_backoff(ch->ch);
+  return 1;
+}
+
+/* After a waiting call failed for want of a connection, the next calls
+ * fail fast for RPC_READY_QUIET_US: a down upstream costs one deadline per
+ * period, not one per call. */
+static void note_wait_result(rpc_channel *ch, grpc_status_code code) {
+  if ((code == GRPC_STATUS_DEADLINE_EXCEEDED || code == GRPC_STATUS_UNAVAILABLE) &&
+      grpc_channel_check_connectivity_state(ch->ch, 0) != GRPC_CHANNEL_READY)
+    atomic_store(&ch->quiet_until_us, ts_mono_us() + RPC_READY_QUIET_US);
+}
+
 grpc_status_code rpc_unary(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
                            const char *method, const ProtobufCMessage *req,
                            ProtobufCMessage **resp, int64_t timeout_ms,
@@ -189,6 +275,7 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
   if (timeout_ms <= 0)
     return fail_local(st, GRPC_STATUS_DEADLINE_EXCEEDED,
                       "deadline exceeded before the call was sent");
+  int wait_ready = want_ready(ch);
 
   /* Request body in a gRPC-owned slice. */
   size_t len = protobuf_c_message_get_packed_size(req);
@@ -226,6 +313,9 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (wait_ready)
+    ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
+                   GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
   ops[0].data.send_initial_metadata.count = n_md;
   ops[0].data.send_initial_metadata.metadata = md_out;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -296,6 +386,7 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
   }
   grpc_byte_buffer_destroy(send_buf);
   grpc_call_unref(call);
+  if (wait_ready) note_wait_result(ch, code);
   /* The only event was plucked above, so the queue is already drained. */
   grpc_completion_queue_shutdown(cq);
   grpc_completion_queue_destroy(cq);

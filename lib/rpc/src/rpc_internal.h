@@ -24,9 +24,18 @@
  * answer within RPC_KEEPALIVE_TIMEOUT_MS; rpc_server_start accepts pings
  * without calls as often as every RPC_PING_MIN_INTERVAL_MS (half the client's
  * period, so timer jitter never counts as a strike that would get the client
- * a GOAWAY "too_many_pings"). */
+ * a GOAWAY "too_many_pings").
+ * The timeout must stay well above 5 s: a client connection without calls
+ * is read only by gRPC core's backup poller, every 5 s
+ * (GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS), so the ack of an idle
+ * ping can sit unread for up to 5 s. With a 5 s timeout (and a 20 s period,
+ * a multiple of 5 s, so every ping starts at the same phase of the poller)
+ * the watchdog raced that read on every ping: it either closed a healthy
+ * connection ("Keepalive watchdog fired") or fired just after the ack and
+ * logged "keepalive_ping_end state error: 0 (expect: 1)" at error level.
+ * A dead peer is still noticed within 40 s of its last word. */
 #define RPC_KEEPALIVE_TIME_MS 20000
-#define RPC_KEEPALIVE_TIMEOUT_MS 5000
+#define RPC_KEEPALIVE_TIMEOUT_MS 20000
 #define RPC_PING_MIN_INTERVAL_MS 10000
 
 /* What a completion-queue event is about. Every tag handed to gRPC is one of
@@ -94,6 +103,8 @@ struct rpc_call {
   grpc_byte_buffer *send_buf;  /* owned; grpc_byte_buffer_destroy */
   grpc_metadata send_md[1];    /* x-request-id echo (value slice owned) */
   size_t n_send_md;
+  int handler_ran;             /* the status comes from a handler: no retry */
+  grpc_metadata trail_md[1];   /* the "do not retry" trailer (static slices) */
   grpc_slice status_slice;     /* owned when has_status_slice */
   int has_status_slice;
   grpc_status_code status;

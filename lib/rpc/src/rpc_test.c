@@ -24,6 +24,8 @@
 #include "rpc_internal.h"
 
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
 
 #include "cruddur/check.h"
 #define CHECK_CODE(got, want)                                                  \
@@ -111,6 +113,10 @@ static grpc_status_code h_get_user(rpc_call *call, const ProtobufCMessage *req_,
       return rpc_call_fail(call, GRPC_STATUS_DEADLINE_EXCEEDED, "gave up");
   } else if (strcmp(h, "count") == 0) {
     atomic_fetch_add(&g_counted, 1);
+  } else if (strcmp(h, "unavailable") == 0) {
+    /* As a handler whose store is down answers, after any effect it had. */
+    atomic_fetch_add(&g_counted, 1);
+    return rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "store unavailable");
   } else if (strcmp(h, "echo_rid") == 0) {
     resp->user = make_user(call, h);
     resp->user->display_name = rpc_call_strdup(call, rpc_call_request_id(call));
@@ -977,6 +983,225 @@ static void test_connection_age(void) {
   lb_stop(&a);
 }
 
+/* ---- retries ------------------------------------------------------ */
+
+/* A bare gRPC core server that answers every call, whatever its method: the
+ * first `fail` calls UNAVAILABLE (with "grpc-retry-pushback-ms: -1" when
+ * `pushback`), later ones OK with an empty message (a valid GetUserResponse).
+ * It stands for a refusal that no handler of ours produced: a replica
+ * refusing calls before any handler ran. One call at a time, one thread. */
+typedef struct raw_server {
+  grpc_server *server;
+  grpc_completion_queue *cq;
+  int port, fail, pushback;
+  atomic_int calls;
+  pthread_t th;
+  int tag_req, tag_fin, tag_stop; /* their addresses are the tags */
+} raw_server;
+
+static void raw_answer(raw_server *s, grpc_call *call) {
+  int fail = atomic_fetch_add(&s->calls, 1) < s->fail;
+  grpc_metadata trail = {.key = grpc_slice_from_static_string("grpc-retry-pushback-ms"),
+                         .value = grpc_slice_from_static_string("-1")};
+  grpc_slice empty = grpc_empty_slice();
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&empty, 1);
+  int cancelled = 0;
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  size_t k = 0;
+  ops[k++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (!fail) {
+    ops[k].op = GRPC_OP_SEND_MESSAGE;
+    ops[k++].data.send_message.send_message = bb;
+  }
+  ops[k].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[k].data.send_status_from_server.status = fail ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_OK;
+  if (fail && s->pushback) {
+    ops[k].data.send_status_from_server.trailing_metadata_count = 1;
+    ops[k].data.send_status_from_server.trailing_metadata = &trail;
+  }
+  k++;
+  ops[k].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[k++].data.recv_close_on_server.cancelled = &cancelled;
+  CHECK(grpc_call_start_batch(call, ops, k, &s->tag_fin, NULL) == GRPC_CALL_OK);
+  grpc_event ev = grpc_completion_queue_pluck(s->cq, &s->tag_fin,
+                                              gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  CHECK(ev.type == GRPC_OP_COMPLETE);
+  grpc_byte_buffer_destroy(bb);
+}
+
+static void *raw_main(void *arg) {
+  raw_server *s = arg;
+  for (;;) {
+    grpc_call *call = NULL;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    grpc_call_details_init(&details);
+    grpc_metadata_array_init(&md);
+    int ok = grpc_server_request_call(s->server, &call, &details, &md, s->cq, s->cq,
+                                      &s->tag_req) == GRPC_CALL_OK;
+    grpc_event ev = {0};
+    if (ok)
+      ev = grpc_completion_queue_pluck(s->cq, &s->tag_req, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                       NULL);
+    ok = ok && ev.type == GRPC_OP_COMPLETE && ev.success;
+    if (ok) raw_answer(s, call);
+    if (call != NULL) grpc_call_unref(call);
+    grpc_call_details_destroy(&details);
+    grpc_metadata_array_destroy(&md);
+    if (!ok) return NULL; /* the server is shutting down */
+  }
+}
+
+static int raw_start(raw_server *s, int fail, int pushback) {
+  memset(s, 0, sizeof *s);
+  s->fail = fail;
+  s->pushback = pushback;
+  grpc_init();
+  s->cq = grpc_completion_queue_create_for_pluck(NULL);
+  s->server = grpc_server_create(NULL, NULL);
+  grpc_server_register_completion_queue(s->server, s->cq, NULL);
+  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  s->port = grpc_server_add_http2_port(s->server, "127.0.0.1:0", creds);
+  grpc_server_credentials_release(creds);
+  grpc_server_start(s->server);
+  return s->port > 0 && pthread_create(&s->th, NULL, raw_main, s) == 0 ? 0 : -1;
+}
+
+static void raw_stop(raw_server *s) {
+  grpc_server_shutdown_and_notify(s->server, s->cq, &s->tag_stop);
+  grpc_server_cancel_all_calls(s->server);
+  pthread_join(s->th, NULL);
+  grpc_completion_queue_pluck(s->cq, &s->tag_stop, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  grpc_server_destroy(s->server);
+  grpc_completion_queue_shutdown(s->cq);
+  while (grpc_completion_queue_pluck(s->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(s->cq);
+  grpc_shutdown();
+}
+
+static const char *const GET_USER_PATHS[] = {"/cruddur.users.v1.UsersService/GetUser", NULL};
+
+/* One GetUser through a channel to s opened with `paths` (NULL: plain
+ * rpc_channel_open); returns the code, *calls how many reached s. */
+static grpc_status_code raw_get_user(int fail, int pushback, const char *const *paths,
+                                     int *calls) {
+  raw_server s;
+  *calls = -1;
+  if (raw_start(&s, fail, pushback) != 0) {
+    CHECK(!"raw server starts");
+    return GRPC_STATUS_INTERNAL;
+  }
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", s.port);
+  rpc_channel *ch = paths != NULL ? rpc_channel_open_retry(target, paths) : rpc_channel_open(target);
+  grpc_status_code code = get_user(ch, "andrewbrown", 5000, NULL, NULL, NULL, 0);
+  rpc_channel_close(ch);
+  *calls = atomic_load(&s.calls);
+  raw_stop(&s);
+  return code;
+}
+
+/* A read refused once before any handler ran (no push-back) is retried and
+ * answered; without the retry policy it fails. A refusal that says "do not
+ * retry" (what rpc_server_start sends for a handler's failure) is not
+ * retried. */
+static void test_retry_refused(void) {
+  int calls;
+  CHECK_CODE(raw_get_user(1, 0, GET_USER_PATHS, &calls), GRPC_STATUS_OK);
+  CHECK(calls == 2);
+  CHECK_CODE(raw_get_user(1, 0, NULL, &calls), GRPC_STATUS_UNAVAILABLE);
+  CHECK(calls == 1);
+  CHECK_CODE(raw_get_user(1, 1, GET_USER_PATHS, &calls), GRPC_STATUS_UNAVAILABLE);
+  CHECK(calls == 1);
+  /* Attempts are bounded: always refused, it ends UNAVAILABLE after 3. */
+  CHECK_CODE(raw_get_user(100, 0, GET_USER_PATHS, &calls), GRPC_STATUS_UNAVAILABLE);
+  CHECK(calls == RPC_RETRY_ATTEMPTS);
+  const char *const bad[] = {"GetUser", NULL};
+  CHECK(rpc_channel_open_retry("127.0.0.1:1", bad) == NULL);
+}
+
+/* A handler that fails UNAVAILABLE (its store is down) may have had effects:
+ * even for a method with a retry policy it runs once, because the server
+ * marks its status "do not retry". */
+static void test_handler_failure_not_retried(void) {
+  rpc_server *srv = start_server("127.0.0.1:0", 2, 0, 1000);
+  CHECK(srv != NULL);
+  if (srv == NULL) return;
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", rpc_server_port(srv));
+  rpc_channel *ch = rpc_channel_open_retry(target, GET_USER_PATHS);
+  atomic_store(&g_counted, 0);
+  CHECK_CODE(get_user(ch, "unavailable", 2000, NULL, NULL, NULL, 0), GRPC_STATUS_UNAVAILABLE);
+  CHECK(atomic_load(&g_counted) == 1);
+  if (atomic_load(&g_counted) != 1)
+    fprintf(stderr, "  handler ran %d times\n", atomic_load(&g_counted));
+  rpc_channel_close(ch);
+  rpc_server_shutdown(srv);
+  rpc_server_wait(srv);
+  rpc_server_destroy(srv);
+}
+
+static void *restart_later(void *arg) {
+  const char *listen = arg;
+  sleep_ms(200);
+  return start_server(listen, 2, 0, 1000);
+}
+
+/* A channel from rpc_channel_open_retry waits (bounded) for a connection:
+ * a call made while its only upstream restarts is answered once it is back
+ * (a plain channel fails it at once, test_reconnect); with the upstream
+ * down for good, the first call waits out its deadline and the next fails
+ * fast. */
+static void test_ready_wait(void) {
+  rpc_server *srv = start_server("127.0.0.1:0", 2, 0, 1000);
+  CHECK(srv != NULL);
+  if (srv == NULL) return;
+  char listen[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", rpc_server_port(srv));
+  rpc_channel *ch = rpc_channel_open_retry(listen, GET_USER_PATHS);
+  rpc_channel *plain = rpc_channel_open(listen);
+  CHECK_CODE(get_user(ch, "andrewbrown", 2000, NULL, NULL, NULL, 0), GRPC_STATUS_OK);
+  CHECK_CODE(get_user(plain, "andrewbrown", 2000, NULL, NULL, NULL, 0), GRPC_STATUS_OK);
+  rpc_server_shutdown(srv);
+  rpc_server_wait(srv);
+  rpc_server_destroy(srv);
+
+  CHECK_CODE(get_user(plain, "andrewbrown", 4000, NULL, NULL, NULL, 0),
+             GRPC_STATUS_UNAVAILABLE);
+  pthread_t th;
+  pthread_create(&th, NULL, restart_later, listen);
+  int64_t t0 = now_ms();
+  CHECK_CODE(get_user(ch, "andrewbrown", 4000, NULL, NULL, NULL, 0), GRPC_STATUS_OK);
+  int64_t took = now_ms() - t0;
+  void *back = NULL;
+  pthread_join(th, &back);
+  srv = back;
+  CHECK(srv != NULL && took >= 150);
+  if (srv == NULL) {
+    rpc_channel_close(ch);
+    rpc_channel_close(plain);
+    return;
+  }
+  rpc_server_shutdown(srv);
+  rpc_server_wait(srv);
+  rpc_server_destroy(srv);
+
+  t0 = now_ms();
+  CHECK_CODE(get_user(ch, "andrewbrown", 1000, NULL, NULL, NULL, 0),
+             GRPC_STATUS_DEADLINE_EXCEEDED); /* waited for a connection */
+  took = now_ms() - t0;
+  CHECK(took >= 900);
+  t0 = now_ms();
+  CHECK_CODE(get_user(ch, "andrewbrown", 4000, NULL, NULL, NULL, 0), GRPC_STATUS_UNAVAILABLE);
+  took = now_ms() - t0;
+  CHECK(took < 500); /* down for good: fail fast */
+  rpc_channel_close(ch);
+  rpc_channel_close(plain);
+}
+
 int main(void) {
   log_init("rpc_test");
   test_reflection_index();
@@ -1013,6 +1238,9 @@ int main(void) {
   test_reconnect();
   test_round_robin();
   test_connection_age();
+  test_retry_refused();
+  test_handler_failure_not_retried();
+  test_ready_wait();
 
   if (failures != 0) {
     fprintf(stderr, "rpc_test: %d failure(s)\n", failures);

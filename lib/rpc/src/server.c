@@ -249,6 +249,16 @@ void rpc__call_finish(rpc_call *c, grpc_status_code code, const char *msg) {
   }
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   ops[n].data.send_status_from_server.status = code;
+  if (code != GRPC_STATUS_OK && c->handler_ran) {
+    /* The handler ran, so the call may have had effects: a client retry
+     * policy must not repeat it (a negative push-back means "do not retry",
+     * gRFC A6). Failures before any handler (shutting down, queue full, a
+     * passed deadline) carry none and may be retried elsewhere. */
+    c->trail_md[0].key = grpc_slice_from_static_string("grpc-retry-pushback-ms");
+    c->trail_md[0].value = grpc_slice_from_static_string("-1");
+    ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+    ops[n].data.send_status_from_server.trailing_metadata = c->trail_md;
+  }
   if (msg != NULL && msg[0] != '\0' && !c->has_status_slice) {
     size_t len = strnlen(msg, RPC_STATUS_MSG_MAX);
     c->status_slice = grpc_slice_from_copied_buffer(msg, len);
@@ -373,6 +383,7 @@ static void run_unary(rpc_call *c) {
   ProtobufCMessage *resp = rpc_call_new_message(c, md->output);
   c->status_msg = NULL;
   grpc_status_code code = c->method->handler(c, req, resp);
+  c->handler_ran = 1;
   if ((int)code < 0 || (int)code > GRPC_STATUS_UNAUTHENTICATED)
     code = GRPC_STATUS_UNKNOWN;
   if (code != GRPC_STATUS_OK) {
@@ -540,6 +551,12 @@ static void on_signal(int sig) {
 }
 
 static void signals_install(rpc_server *srv) {
+  /* A caller that blocks SIGTERM takes the stop signals itself (sigwait,
+   * lib/core sig.h) and calls rpc_server_shutdown: no handler then, which
+   * could only run on a thread that forgot to block them. */
+  sigset_t cur;
+  pthread_sigmask(SIG_BLOCK, NULL, &cur);
+  if (sigismember(&cur, SIGTERM)) return;
   pthread_mutex_lock(&g_sig_mu);
   if (g_wake_fd < 0) {
     struct sigaction sa;

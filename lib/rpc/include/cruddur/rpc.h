@@ -105,7 +105,10 @@ int rpc_server_port(const rpc_server *srv);
  * what is left, waits for running handlers to return, and returns. The signal
  * handling is installed by rpc_server_start (so a signal during start-up is
  * not lost); SIGTERM and SIGINT are blocked in the server's threads, so a
- * child process started from a handler inherits that mask. Call once. */
+ * child process started from a handler inherits that mask. A caller that
+ * has blocked SIGTERM itself before rpc_server_start (lib/core sig.h: the
+ * way to make a second signal harmless) gets no handler: it takes the
+ * signals with sigwait and calls rpc_server_shutdown. Call once. */
 void rpc_server_wait(rpc_server *srv);
 
 /* Asks rpc_server_wait to return (same drain as a signal). Thread-safe. */

@@ -35,8 +35,37 @@ typedef struct rpc_status {
  * 100 ms, backing off to at most 1 s between attempts, so an upstream that
  * comes back is used again within about a second. Keepalive pings every 20 s
  * (also when idle; servers made by rpc_server_start allow that rate) drop a
- * connection whose peer stopped answering for 5 s. */
+ * connection whose peer stopped answering for 20 s (rpc_internal.h says why
+ * not less). */
 rpc_channel *rpc_channel_open(const char *target);
+
+/* rpc_channel_open, plus a retry policy for the methods in `retry_paths`
+ * (NULL-terminated "/package.Service/Method" paths, at most
+ * RPC_RETRY_PATHS_MAX; NULL or empty: none): calls that are safe to repeat,
+ * such as reads. Such a call that ends UNAVAILABLE or CANCELLED (what gRPC
+ * core answers a call that reached a server whose shutdown had begun, before
+ * any handler) is tried again, up to
+ * RPC_RETRY_ATTEMPTS attempts in all, 50 ms then 100 ms apart (jittered),
+ * within its deadline, unless a handler produced the status: servers made
+ * by rpc_server_start mark every status a handler returned "do not retry"
+ * (grpc-retry-pushback-ms: -1). What is retried is thus a call that found no
+ * ready connection (an upstream restarting), that a draining server refused
+ * before any handler ran, or whose connection died under it. The last may
+ * have reached a handler: that is why only methods safe to repeat belong in
+ * the list. Retries are throttled (gRPC's retryThrottling): once about half
+ * of recent calls fail, calls fail fast again, so an upstream that is down
+ * costs no extra load. Every method, listed or not, keeps gRPC's transparent
+ * retry of a call the server provably never saw (a stream refused by a
+ * GOAWAY'd connection), which is safe for any call.
+ * On such a channel, a call of any method that finds no ready connection
+ * (its upstream restarting, or a replacement not yet connected to) waits for
+ * one within its deadline (gRPC's wait_for_ready): a call not yet sent can
+ * wait safely. A call that still found none (DEADLINE_EXCEEDED or
+ * UNAVAILABLE) makes the next calls fail fast, without waiting, for 5 s: an
+ * upstream that is down costs one deadline per 5 s, then answers at once. */
+#define RPC_RETRY_PATHS_MAX 32
+#define RPC_RETRY_ATTEMPTS 3
+rpc_channel *rpc_channel_open_retry(const char *target, const char *const *retry_paths);
 
 /* Closes and frees the channel. NULL is a no-op. */
 void rpc_channel_close(rpc_channel *ch);
