@@ -376,13 +376,24 @@ static grpc_status_code h_create_group(rpc_call *call, const ProtobufCMessage *r
 
 /* ---- table and health ----------------------------------------------------- */
 
-static rpc_handler_fn handlers[4];
+/* ---- WatchEvents ------------------------------------------------------------ */
+
+static grpc_status_code h_watch_events(rpc_call *call, const ProtobufCMessage *req,
+                                       rpc_sstream *s) {
+  (void)req;
+  (void)s;
+  return rpc_call_fail(call, GRPC_STATUS_UNIMPLEMENTED, "WatchEvents is not served yet");
+}
+
+#define MSGS_N_METHODS 5
+static rpc_handler_fn handlers[MSGS_N_METHODS];
+static rpc_stream_handler_fn stream_handlers[MSGS_N_METHODS];
 static rpc_service service_def;
 
 const rpc_service *msgs_service(void) {
   const ProtobufCServiceDescriptor *d = &cruddur__messages__v1__messages_service__descriptor;
   /* Indexed like d->methods; matched by name so a reordered .proto still works. */
-  for (unsigned i = 0; i < d->n_methods && i < 4; i++) {
+  for (unsigned i = 0; i < d->n_methods && i < MSGS_N_METHODS; i++) {
     const char *n = d->methods[i].name;
     if (strcmp(n, "ListMessageGroups") == 0)
       handlers[i] = h_list_groups;
@@ -392,9 +403,12 @@ const rpc_service *msgs_service(void) {
       handlers[i] = h_create_message;
     else if (strcmp(n, "CreateMessageGroup") == 0)
       handlers[i] = h_create_group;
+    else if (strcmp(n, "WatchEvents") == 0)
+      stream_handlers[i] = h_watch_events;
   }
   service_def.desc = d;
   service_def.handlers = handlers;
+  service_def.stream_handlers = stream_handlers;
   return &service_def;
 }
 

@@ -176,12 +176,23 @@ class RuntimeTest(unittest.TestCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
         self.assertIn("cruddur.nope.v1.Nope", cm.exception.details())
 
-    def test_health_watch_unimplemented(self):
+    def test_health_watch_streams(self):
+        # Watch sends the status at once and keeps the stream open; an
+        # unknown name is SERVICE_UNKNOWN, not an error (health protocol).
         stub = health_grpc.HealthStub(self.srv.channel)
+        for name, want in (("", health_pb2.HealthCheckResponse.SERVING),
+                           (USERS_SVC, health_pb2.HealthCheckResponse.SERVING),
+                           ("cruddur.nope.v1.Nope", health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)):
+            with self.subTest(service=name):
+                it = stub.Watch(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT)
+                self.assertEqual(next(it).status, want)
+                it.cancel()
+        # The stream stays open: only the deadline ends it.
+        it = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+        self.assertEqual(next(it).status, health_pb2.HealthCheckResponse.SERVING)
         with self.assertRaises(grpc.RpcError) as cm:
-            list(stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT))
-        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
-        self.assertIn("poll Check", cm.exception.details())
+            next(it)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
 
     # ---- reflection ----------------------------------------------------
 
@@ -231,6 +242,34 @@ class RuntimeTest(unittest.TestCase):
                     call(req_cls(handle="ghost"), timeout=TIMEOUT)
                 self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
                 self.assertEqual(cm.exception.details(), "no user with handle ghost")
+
+    def test_streaming_method_through_reflection(self):
+        # A grpcurl-style client: the descriptor says Watch is
+        # server-streaming, and the call works from reflection alone.
+        health_svc = "grpc.health.v1.Health"
+        for version, (pb2, _) in REFLECTION.items():
+            with self.subTest(version=version):
+                (resp,) = reflection_ask(self.srv.channel, version, [
+                    pb2.ServerReflectionRequest(file_containing_symbol=health_svc)])
+                files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                         for b in resp.file_descriptor_response.file_descriptor_proto]
+                (fd,) = [f for f in files if f.name == "grpc/health/v1/health.proto"]
+                (svc_proto,) = [s for s in fd.service if s.name == "Health"]
+                streams = {m.name: (m.client_streaming, m.server_streaming) for m in svc_proto.method}
+                self.assertEqual(streams["Watch"], (False, True))
+                self.assertEqual(streams["Check"], (False, False))
+                pool = pool_from(files)
+                method = pool.FindServiceByName(health_svc).FindMethodByName("Watch")
+                factory = message_factory.MessageFactory(pool)
+                req_cls = message_class(factory, method.input_type)
+                resp_cls = message_class(factory, method.output_type)
+                call = self.srv.channel.unary_stream(
+                    "/%s/Watch" % health_svc,
+                    request_serializer=req_cls.SerializeToString,
+                    response_deserializer=resp_cls.FromString)
+                it = call(req_cls(service=""), timeout=TIMEOUT)
+                self.assertEqual(next(it).status, 1)  # SERVING
+                it.cancel()
 
     def test_many_requests_on_one_stream(self):
         for version, (pb2, _) in REFLECTION.items():

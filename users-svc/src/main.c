@@ -195,7 +195,7 @@ static int cmd_serve(void) {
     aws_client_free(ctx.cognito);
     return 1;
   }
-  rpc_service svc;
+  rpc_service svc = {0};
   if (usr_svc_service(&svc) != 0) {
     upg_pool_free(ctx.pool);
     aws_client_free(ctx.cognito);

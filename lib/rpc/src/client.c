@@ -7,6 +7,9 @@
  */
 #include "cruddur/rpc_client.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,12 +39,19 @@
 
 struct rpc_channel {
   grpc_channel *ch; /* owned; grpc_channel_destroy */
+  /* Streams (rpc_stream_start): one NEXT queue and the thread draining it,
+   * made with the first stream, under mu. */
+  pthread_mutex_t mu;
+  grpc_completion_queue *scq; /* owned */
+  pthread_t sth;
+  int sth_started;
 };
 
 rpc_channel *rpc_channel_open(const char *target) {
   if (target == NULL || target[0] == '\0') return NULL;
   rpc_channel *c = calloc(1, sizeof *c);
   if (c == NULL) return NULL;
+  pthread_mutex_init(&c->mu, NULL);
   rpc__grpc_log_setup();
   grpc_init(); /* reference counted; balanced in rpc_channel_close */
   /* Reconnect: gRPC's default backoff (1 s x1.6 up to 120 s) left callers
@@ -91,6 +101,7 @@ rpc_channel *rpc_channel_open(const char *target) {
   grpc_channel_credentials_release(creds);
   if (c->ch == NULL) {
     grpc_shutdown();
+    pthread_mutex_destroy(&c->mu);
     free(c);
     return NULL;
   }
@@ -99,7 +110,15 @@ rpc_channel *rpc_channel_open(const char *target) {
 
 void rpc_channel_close(rpc_channel *ch) {
   if (ch == NULL) return;
+  if (ch->sth_started) {
+    /* Every stream is over (documented precondition): the queue has no
+     * event left to deliver, so the thread sees the shutdown at once. */
+    grpc_completion_queue_shutdown(ch->scq);
+    pthread_join(ch->sth, NULL);
+    grpc_completion_queue_destroy(ch->scq);
+  }
   grpc_channel_destroy(ch->ch);
+  pthread_mutex_destroy(&ch->mu);
   free(ch);
   grpc_shutdown();
 }
@@ -156,6 +175,11 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
   if (req->descriptor != md->input)
     return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT,
                       "request message has the wrong type for this method");
+  /* A stream would be read as its first message, then wait for a status
+   * that may never come. */
+  if (rpc__method_shape(svc->name, md->name) == RPC_SHAPE_SERVER_STREAM)
+    return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT,
+                      "a server-streaming method: call it with rpc_stream_start");
   char path[RPC_PATH_MAX];
   int pn = snprintf(path, sizeof path, "/%s/%s", svc->name, md->name);
   if (pn < 0 || (size_t)pn >= sizeof path)
@@ -289,4 +313,312 @@ int rpc_health_check(rpc_channel *ch, const char *service, int64_t timeout_ms) {
            GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
   protobuf_c_message_free_unpacked(resp, NULL);
   return up;
+}
+
+/* ======================================================================
+ * Server-streaming calls
+ *
+ * Two batches are outstanding per stream: the status (RECV_STATUS_ON_CLIENT,
+ * started with the call) and one receive (the first also sends the request
+ * and half-closes). The reading state is guarded by the stream's mutex (the
+ * starter and the stream thread both touch it); callbacks run without it.
+ * Cancel and release may come from any thread (grpc_call_cancel is
+ * thread-safe) and the reference count is atomic: one
+ * reference for the caller, one per outstanding batch. on_end runs when the
+ * status has arrived and no receive is outstanding, so it always follows
+ * the last on_msg.
+ * ==================================================================== */
+
+typedef enum { CS_RECV, CS_STATUS } cs_kind;
+
+typedef struct cs_tag {
+  cs_kind kind;
+  struct rpc_stream *s; /* reference back to the owner */
+} cs_tag;
+
+struct rpc_stream {
+  cs_tag t_recv, t_status;
+  atomic_int refs;
+  grpc_call *call; /* owned; grpc_call_unref */
+  const ProtobufCMessageDescriptor *out; /* reference, static */
+  rpc_stream_msg_fn on_msg;
+  rpc_stream_end_fn on_end;
+  void *user;
+  grpc_byte_buffer *send_buf; /* owned until the first receive completes */
+  grpc_metadata md_out[1];    /* x-request-id (value slice owned) */
+  size_t n_md;
+  grpc_metadata_array init_md, trail_md; /* owned */
+  grpc_byte_buffer *recv_buf;            /* owned while set */
+  grpc_status_code code;
+  grpc_slice details; /* owned */
+  const char *error_string; /* owned; gpr_free */
+  pthread_mutex_t mu; /* guards the three flags below */
+  int reading, status_done, ended;
+};
+
+static void stream_free(rpc_stream *s) {
+  if (s->call != NULL) grpc_call_unref(s->call);
+  if (s->send_buf != NULL) grpc_byte_buffer_destroy(s->send_buf);
+  if (s->recv_buf != NULL) grpc_byte_buffer_destroy(s->recv_buf);
+  for (size_t i = 0; i < s->n_md; i++) {
+    grpc_slice_unref(s->md_out[i].key);
+    grpc_slice_unref(s->md_out[i].value);
+  }
+  grpc_metadata_array_destroy(&s->init_md);
+  grpc_metadata_array_destroy(&s->trail_md);
+  grpc_slice_unref(s->details);
+  if (s->error_string != NULL) gpr_free((void *)s->error_string);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+static void stream_unref(rpc_stream *s) {
+  if (atomic_fetch_sub(&s->refs, 1) == 1) stream_free(s);
+}
+
+/* Starts one RECV_MESSAGE; the first one also carries the request. */
+static int stream_recv(rpc_stream *s, int first) {
+  grpc_op ops[5];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (first) {
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[n].data.send_initial_metadata.count = s->n_md;
+    ops[n].data.send_initial_metadata.metadata = s->md_out;
+    n++;
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = s->send_buf;
+    n++;
+    ops[n].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    n++;
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
+    n++;
+  }
+  ops[n].op = GRPC_OP_RECV_MESSAGE;
+  ops[n].data.recv_message.recv_message = &s->recv_buf;
+  n++;
+  atomic_fetch_add(&s->refs, 1);
+  pthread_mutex_lock(&s->mu);
+  s->reading = 1;
+  pthread_mutex_unlock(&s->mu);
+  if (grpc_call_start_batch(s->call, ops, n, &s->t_recv, NULL) != GRPC_CALL_OK) {
+    pthread_mutex_lock(&s->mu);
+    s->reading = 0;
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_sub(&s->refs, 1); /* the caller still holds one */
+    return -1;
+  }
+  return 0;
+}
+
+static void stream_maybe_end(rpc_stream *s) {
+  pthread_mutex_lock(&s->mu);
+  int fire = s->status_done && !s->reading && !s->ended;
+  if (fire) s->ended = 1;
+  pthread_mutex_unlock(&s->mu);
+  if (!fire) return;
+  rpc_status st;
+  if (s->code == GRPC_STATUS_OK) {
+    set_status(&st, s->code, "", 0);
+  } else if (GRPC_SLICE_LENGTH(s->details) > 0) {
+    set_status(&st, s->code, (const char *)GRPC_SLICE_START_PTR(s->details),
+               GRPC_SLICE_LENGTH(s->details));
+  } else {
+    const char *name = rpc_status_name(s->code);
+    set_status(&st, s->code, name, strlen(name));
+  }
+  s->on_end(s->user, &st);
+}
+
+static void stream_on_recv(rpc_stream *s, int ok) {
+  pthread_mutex_lock(&s->mu);
+  s->reading = 0;
+  pthread_mutex_unlock(&s->mu);
+  if (s->send_buf != NULL) {
+    grpc_byte_buffer_destroy(s->send_buf);
+    s->send_buf = NULL;
+  }
+  grpc_byte_buffer *buf = s->recv_buf;
+  s->recv_buf = NULL;
+  if (!ok || buf == NULL) return; /* no more messages: the status follows */
+  grpc_byte_buffer_reader reader;
+  ProtobufCMessage *msg = NULL;
+  if (grpc_byte_buffer_reader_init(&reader, buf)) {
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    msg = protobuf_c_message_unpack(s->out, NULL, GRPC_SLICE_LENGTH(all),
+                                    GRPC_SLICE_START_PTR(all));
+    grpc_slice_unref(all);
+  }
+  grpc_byte_buffer_destroy(buf);
+  if (msg == NULL) {
+    grpc_call_cancel_with_status(s->call, GRPC_STATUS_INTERNAL,
+                                 "stream message cannot be decoded", NULL);
+    return;
+  }
+  int keep = s->on_msg(s->user, msg) == 0;
+  protobuf_c_message_free_unpacked(msg, NULL);
+  if (!keep) {
+    grpc_call_cancel(s->call, NULL);
+    return;
+  }
+  if (stream_recv(s, 0) != 0)
+    grpc_call_cancel_with_status(s->call, GRPC_STATUS_INTERNAL, "cannot read the stream",
+                                 NULL);
+}
+
+static void *stream_thread_main(void *arg) {
+  rpc_channel *ch = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(ch->scq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                               NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    if (ev.type != GRPC_OP_COMPLETE) continue;
+    cs_tag *t = ev.tag;
+    rpc_stream *s = t->s;
+    if (t->kind == CS_RECV) {
+      stream_on_recv(s, ev.success);
+    } else {
+      pthread_mutex_lock(&s->mu);
+      s->status_done = 1;
+      pthread_mutex_unlock(&s->mu);
+      if (!ev.success) {
+        s->code = GRPC_STATUS_INTERNAL;
+        grpc_slice_unref(s->details);
+        s->details = grpc_slice_from_static_string("stream status batch failed");
+      }
+    }
+    stream_maybe_end(s);
+    stream_unref(s);
+  }
+  return NULL;
+}
+
+/* The channel's stream queue and thread, made on first use. The thread is
+ * started with SIGTERM/SIGINT blocked like every gRPC thread of a server
+ * process: callbacks never run a signal handler. */
+static grpc_completion_queue *stream_queue(rpc_channel *ch) {
+  pthread_mutex_lock(&ch->mu);
+  if (!ch->sth_started) {
+    ch->scq = grpc_completion_queue_create_for_next(NULL);
+    sigset_t block, saved;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &saved);
+    if (pthread_create(&ch->sth, NULL, stream_thread_main, ch) == 0) {
+      ch->sth_started = 1;
+    } else {
+      grpc_completion_queue_shutdown(ch->scq);
+      grpc_completion_queue_destroy(ch->scq);
+      ch->scq = NULL;
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  }
+  grpc_completion_queue *cq = ch->scq;
+  pthread_mutex_unlock(&ch->mu);
+  return cq;
+}
+
+rpc_stream *rpc_stream_start(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                             const char *method, const ProtobufCMessage *req,
+                             int64_t timeout_ms, const char *request_id,
+                             rpc_stream_msg_fn on_msg, rpc_stream_end_fn on_end,
+                             void *user, rpc_status *st) {
+  if (ch == NULL || svc == NULL || method == NULL || req == NULL || on_msg == NULL ||
+      on_end == NULL) {
+    fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "rpc_stream_start: missing argument");
+    return NULL;
+  }
+  const ProtobufCMethodDescriptor *md =
+      protobuf_c_service_descriptor_get_method_by_name(svc, method);
+  if (md == NULL) {
+    fail_local(st, GRPC_STATUS_UNIMPLEMENTED, "unknown method name");
+    return NULL;
+  }
+  if (rpc__method_shape(svc->name, md->name) != RPC_SHAPE_SERVER_STREAM) {
+    fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "not a server-streaming method");
+    return NULL;
+  }
+  if (req->descriptor != md->input) {
+    fail_local(st, GRPC_STATUS_INVALID_ARGUMENT,
+               "request message has the wrong type for this method");
+    return NULL;
+  }
+  char path[RPC_PATH_MAX];
+  int pn = snprintf(path, sizeof path, "/%s/%s", svc->name, md->name);
+  if (pn < 0 || (size_t)pn >= sizeof path) {
+    fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "method path too long");
+    return NULL;
+  }
+  grpc_completion_queue *cq = stream_queue(ch);
+  rpc_stream *s = cq != NULL ? calloc(1, sizeof *s) : NULL;
+  if (s == NULL) {
+    fail_local(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "cannot start a stream (out of memory)");
+    return NULL;
+  }
+  s->t_recv = (cs_tag){CS_RECV, s};
+  s->t_status = (cs_tag){CS_STATUS, s};
+  atomic_init(&s->refs, 1);
+  pthread_mutex_init(&s->mu, NULL);
+  s->out = md->output;
+  s->on_msg = on_msg;
+  s->on_end = on_end;
+  s->user = user;
+  s->details = grpc_empty_slice();
+  grpc_metadata_array_init(&s->init_md);
+  grpc_metadata_array_init(&s->trail_md);
+  if (request_id != NULL &&
+      rpc__request_id_valid((const unsigned char *)request_id, strlen(request_id))) {
+    s->md_out[0].key = grpc_slice_from_static_string("x-request-id");
+    s->md_out[0].value = grpc_slice_from_copied_string(request_id);
+    s->n_md = 1;
+  }
+  size_t len = protobuf_c_message_get_packed_size(req);
+  grpc_slice body = grpc_slice_malloc(len);
+  protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(body));
+  s->send_buf = grpc_raw_byte_buffer_create(&body, 1);
+  grpc_slice_unref(body);
+
+  gpr_timespec deadline =
+      timeout_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                    gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
+                     : gpr_inf_future(GPR_CLOCK_REALTIME);
+  grpc_slice path_slice = grpc_slice_from_copied_string(path);
+  s->call = grpc_channel_create_call(ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, path_slice,
+                                     NULL, deadline, NULL);
+  grpc_slice_unref(path_slice);
+
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  op.data.recv_status_on_client.trailing_metadata = &s->trail_md;
+  op.data.recv_status_on_client.status = &s->code;
+  op.data.recv_status_on_client.status_details = &s->details;
+  op.data.recv_status_on_client.error_string = &s->error_string;
+  atomic_fetch_add(&s->refs, 1);
+  if (grpc_call_start_batch(s->call, &op, 1, &s->t_status, NULL) != GRPC_CALL_OK) {
+    atomic_fetch_sub(&s->refs, 1);
+    stream_free(s);
+    fail_local(st, GRPC_STATUS_INTERNAL, "cannot start the call");
+    return NULL;
+  }
+  /* From here the status batch owns the ending: if the first receive
+   * cannot start, the cancel makes the status come. */
+  if (stream_recv(s, 1) != 0)
+    grpc_call_cancel_with_status(s->call, GRPC_STATUS_INTERNAL, "cannot start the call",
+                                 NULL);
+  if (st != NULL) set_status(st, GRPC_STATUS_OK, "", 0);
+  return s;
+}
+
+void rpc_stream_cancel(rpc_stream *s) {
+  if (s != NULL) grpc_call_cancel(s->call, NULL);
+}
+
+void rpc_stream_release(rpc_stream *s) {
+  if (s == NULL) return;
+  grpc_call_cancel(s->call, NULL); /* no-op once the call is over */
+  stream_unref(s);
 }

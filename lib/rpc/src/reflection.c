@@ -460,3 +460,45 @@ void rpc__reflection_step(rpc_call *c, int ok) {
     return;
   }
 }
+
+/* ======================================================================
+ * Method shapes
+ * ==================================================================== */
+
+/* protoc-c's ProtobufCMethodDescriptor does not say whether a method
+ * streams, so the shape comes from the embedded descriptor set, parsed once
+ * per process and kept (reachable) until exit. */
+static Google__Protobuf__FileDescriptorSet *g_shape_set;
+static pthread_once_t g_shape_once = PTHREAD_ONCE_INIT;
+
+static void shape_set_load(void) {
+  g_shape_set = google__protobuf__file_descriptor_set__unpack(
+      NULL, cruddur_descriptor_set_len, cruddur_descriptor_set);
+}
+
+/* 1 when `full` is "<pkg>.<name>" (or just name without a package). */
+static int full_name_is(const char *full, const char *pkg, const char *name) {
+  size_t pl = pkg != NULL ? strlen(pkg) : 0;
+  if (pl == 0) return strcmp(full, name) == 0;
+  return strncmp(full, pkg, pl) == 0 && full[pl] == '.' && strcmp(full + pl + 1, name) == 0;
+}
+
+rpc_method_shape rpc__method_shape(const char *service, const char *method) {
+  pthread_once(&g_shape_once, shape_set_load);
+  if (g_shape_set == NULL || service == NULL || method == NULL) return RPC_SHAPE_UNKNOWN;
+  for (size_t f = 0; f < g_shape_set->n_file; f++) {
+    const Google__Protobuf__FileDescriptorProto *fd = g_shape_set->file[f];
+    for (size_t s = 0; s < fd->n_service; s++) {
+      const Google__Protobuf__ServiceDescriptorProto *sd = fd->service[s];
+      if (sd->name == NULL || !full_name_is(service, fd->package, sd->name)) continue;
+      for (size_t m = 0; m < sd->n_method; m++) {
+        const Google__Protobuf__MethodDescriptorProto *md = sd->method[m];
+        if (md->name == NULL || strcmp(md->name, method) != 0) continue;
+        if (md->client_streaming) return RPC_SHAPE_OTHER;
+        return md->server_streaming ? RPC_SHAPE_SERVER_STREAM : RPC_SHAPE_UNARY;
+      }
+      return RPC_SHAPE_UNKNOWN;
+    }
+  }
+  return RPC_SHAPE_UNKNOWN;
+}

@@ -38,6 +38,9 @@ typedef enum {
   RPC_TAG_FINISH,   /* the final batch of a unary or generic call completed */
   RPC_TAG_STREAM,   /* one batch of a reflection stream completed */
   RPC_TAG_SHUTDOWN, /* grpc_server_shutdown_and_notify finished */
+  RPC_TAG_SS_CLOSE, /* a server stream's RECV_CLOSE_ON_SERVER completed */
+  RPC_TAG_SS_WRITE, /* a server stream's write completed */
+  RPC_TAG_SS_STATUS,/* a server stream's status was sent */
 } rpc_tag_kind;
 
 typedef struct rpc_tag {
@@ -47,7 +50,17 @@ typedef struct rpc_tag {
 typedef enum {
   RPC_METHOD_UNARY,        /* request read by the server, handler on a worker */
   RPC_METHOD_REFLECTION,   /* bidirectional stream driven by the poller */
+  RPC_METHOD_SSTREAM,      /* server streaming: request read by the server,
+                              handler on a worker, then sstream.c */
 } rpc_method_kind;
+
+/* A method's shape as the .proto declares it (rpc__method_shape). */
+typedef enum {
+  RPC_SHAPE_UNKNOWN,       /* not in the embedded descriptor set */
+  RPC_SHAPE_UNARY,
+  RPC_SHAPE_SERVER_STREAM, /* one request, a stream of responses */
+  RPC_SHAPE_OTHER,         /* client or bidirectional streaming */
+} rpc_method_shape;
 
 /* One registered method. */
 typedef struct rpc_method {
@@ -56,6 +69,7 @@ typedef struct rpc_method {
   rpc_method_kind kind;
   const ProtobufCMethodDescriptor *desc; /* reference, static */
   rpc_handler_fn handler;                /* unary only */
+  rpc_stream_handler_fn stream_handler;  /* RPC_METHOD_SSTREAM only */
 } rpc_method;
 
 /* Reflection stream states. */
@@ -94,6 +108,7 @@ struct rpc_call {
 };
 
 struct rpc_reflection;
+struct rpc_health_watch;
 
 struct rpc_server {
   rpc_server_config cfg;       /* copy; pointers inside are references */
@@ -127,6 +142,12 @@ struct rpc_server {
   int cq_shut;                 /* grpc_completion_queue_shutdown called */
   int grpc_inited;             /* grpc_init called (grpc_shutdown owed) */
   int owns_signals;            /* our handler points at wake_pipe */
+
+  /* Server streams (sstream.c), guarded by mu: every stream from its
+   * handler's start until freed, so the drain can end them all. */
+  struct rpc_sstream *streams; /* doubly linked list head; references */
+  int n_streams;
+  struct rpc_health_watch *hw; /* owned; Health/Watch streams (health.c) */
 };
 
 /* ---- calls (server.c) ---- */
@@ -156,10 +177,42 @@ void rpc__call_prepare_md(rpc_call *c);
 /* Routes gRPC core's log lines through log_msg (JSON). Idempotent. */
 void rpc__grpc_log_setup(void);
 
+/* Decodes c->recv_buf as the method's input into the call's arena. Returns
+ * the message, or NULL after finishing the call with INVALID_ARGUMENT (the
+ * call is then owned by its final batch). */
+ProtobufCMessage *rpc__call_decode(rpc_call *c);
+
+/* ---- server streams (sstream.c) ---- */
+
+/* Runs a server-streaming call on a worker: decodes the request, starts
+ * the stream and its handler. Takes ownership of c. */
+void rpc__sstream_run(rpc_call *c);
+
+/* One completion of a stream batch (poller). */
+void rpc__sstream_event(rpc_tag *t, int ok);
+
+/* Ends every open stream with UNAVAILABLE (drain). Takes srv->mu. */
+void rpc__sstreams_end_all(rpc_server *srv);
+
+/* Waits until every stream object is freed (holders released them), logging
+ * every few seconds while some are left. Called with srv->mu held. */
+void rpc__sstreams_wait_freed(rpc_server *srv);
+
 /* ---- health (health.c) ---- */
 
 /* The handler for a grpc.health.v1.Health method name, or NULL. */
 rpc_handler_fn rpc__health_handler(const char *method_name);
+
+/* Health/Watch as a streaming handler. */
+grpc_status_code rpc__health_watch(rpc_call *call, const ProtobufCMessage *req,
+                                   rpc_sstream *s);
+
+/* Stops the watch thread (after the streams ended) and frees srv->hw. */
+void rpc__health_watch_stop(rpc_server *srv);
+
+/* The shape of /service/method from the embedded descriptor set.
+ * `service` is the full name ("grpc.health.v1.Health"). Thread-safe. */
+rpc_method_shape rpc__method_shape(const char *service, const char *method);
 
 /* ---- reflection (reflection.c) ---- */
 

@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
                   : strcmp(n, "BatchGetUsers") == 0 ? batch_get
                                                     : not_here;
   }
-  rpc_service svc = {d, handlers};
+  rpc_service svc = {d, handlers, NULL};
   rpc_server_config cfg = {0};
   cfg.listen = argc > 1 ? argv[1] : "127.0.0.1:0";
   cfg.services = &svc;

@@ -50,6 +50,8 @@
 #define RPC_DEFAULT_MAX_RECV (1 << 20)
 #define RPC_DEFAULT_MAX_CONN_AGE_MS (5 * 60 * 1000)
 #define RPC_MAX_WORKERS 256
+#define RPC_DEFAULT_MAX_STREAMS 16384
+#define RPC_DEFAULT_STREAM_QUEUE 64
 /* Longest method path copied into logs for unknown methods. */
 #define RPC_LOG_METHOD_MAX 200
 /* Status messages are cut here (they travel in an HTTP/2 trailer). */
@@ -311,7 +313,7 @@ static int arm(rpc_server *srv, const rpc_method *m) {
     c->tag.kind = RPC_TAG_REQUEST;
     err = grpc_server_request_registered_call(
         srv->server, m->handle, &c->call, &c->deadline, &c->recv_md,
-        m->kind == RPC_METHOD_UNARY ? &c->recv_buf : NULL, srv->cq, srv->cq,
+        m->kind != RPC_METHOD_REFLECTION ? &c->recv_buf : NULL, srv->cq, srv->cq,
         &c->tag);
   }
   pthread_mutex_unlock(&srv->mu);
@@ -328,6 +330,29 @@ static int arm(rpc_server *srv, const rpc_method *m) {
  * Workers
  * ==================================================================== */
 
+ProtobufCMessage *rpc__call_decode(rpc_call *c) {
+  const ProtobufCMethodDescriptor *md = c->method->desc;
+  grpc_byte_buffer_reader reader;
+  if (!grpc_byte_buffer_reader_init(&reader, c->recv_buf)) {
+    rpc__call_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
+                     "request message cannot be read (compression?)");
+    return NULL;
+  }
+  grpc_slice body = grpc_byte_buffer_reader_readall(&reader);
+  grpc_byte_buffer_reader_destroy(&reader);
+  ProtobufCAllocator alloc = {arena_pc_alloc, arena_pc_free, c};
+  ProtobufCMessage *req = protobuf_c_message_unpack(
+      md->input, &alloc, GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
+  grpc_slice_unref(body);
+  if (req == NULL || rpc__pb_has_field0(req)) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "request is not a valid %s", md->input->name);
+    rpc__call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    return NULL;
+  }
+  return req;
+}
+
 static void run_unary(rpc_call *c) {
   rpc_server *srv = c->srv;
   const ProtobufCMethodDescriptor *md = c->method->desc;
@@ -342,24 +367,8 @@ static void run_unary(rpc_call *c) {
     return;
   }
 
-  grpc_byte_buffer_reader reader;
-  if (!grpc_byte_buffer_reader_init(&reader, c->recv_buf)) {
-    rpc__call_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
-                     "request message cannot be read (compression?)");
-    return;
-  }
-  grpc_slice body = grpc_byte_buffer_reader_readall(&reader);
-  grpc_byte_buffer_reader_destroy(&reader);
-  ProtobufCAllocator alloc = {arena_pc_alloc, arena_pc_free, c};
-  ProtobufCMessage *req = protobuf_c_message_unpack(
-      md->input, &alloc, GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
-  grpc_slice_unref(body);
-  if (req == NULL || rpc__pb_has_field0(req)) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "request is not a valid %s", md->input->name);
-    rpc__call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, msg);
-    return;
-  }
+  ProtobufCMessage *req = rpc__call_decode(c);
+  if (req == NULL) return;
 
   ProtobufCMessage *resp = rpc_call_new_message(c, md->output);
   c->status_msg = NULL;
@@ -392,7 +401,10 @@ static void *worker_main(void *arg) {
     srv->q_len--;
     srv->busy++;
     pthread_mutex_unlock(&srv->mu);
-    run_unary(c);
+    if (c->method->kind == RPC_METHOD_SSTREAM)
+      rpc__sstream_run(c);
+    else
+      run_unary(c);
     pthread_mutex_lock(&srv->mu);
     srv->busy--;
   }
@@ -495,6 +507,11 @@ static void *poller_main(void *arg) {
     case RPC_TAG_STREAM:
       rpc__reflection_step(c, ev.success);
       break;
+    case RPC_TAG_SS_CLOSE:
+    case RPC_TAG_SS_WRITE:
+    case RPC_TAG_SS_STATUS:
+      rpc__sstream_event(t, ev.success);
+      break;
     }
   }
   return NULL;
@@ -573,7 +590,8 @@ void rpc__grpc_log_setup(void) { pthread_once(&g_log_once, grpc_log_setup_once);
  * ==================================================================== */
 
 static int add_method(rpc_server *srv, const ProtobufCServiceDescriptor *sd,
-                      unsigned i, rpc_method_kind kind, rpc_handler_fn fn) {
+                      unsigned i, rpc_method_kind kind, rpc_handler_fn fn,
+                      rpc_stream_handler_fn sfn) {
   rpc_method *m = &srv->methods[srv->n_methods];
   size_t len = strlen(sd->name) + strlen(sd->methods[i].name) + 3;
   m->path = malloc(len);
@@ -582,8 +600,35 @@ static int add_method(rpc_server *srv, const ProtobufCServiceDescriptor *sd,
   m->kind = kind;
   m->desc = &sd->methods[i];
   m->handler = fn;
+  m->stream_handler = sfn;
   srv->n_methods++;
   return 0;
+}
+
+/* A unary method needs a unary handler, a server-streaming method (as the
+ * embedded descriptor set says) a stream handler; anything else is a
+ * programming error caught at start rather than a broken call later. */
+static int method_handler_fits(const rpc_service *svc, unsigned i,
+                               rpc_stream_handler_fn sfn) {
+  const char *sname = svc->desc->name, *mname = svc->desc->methods[i].name;
+  rpc_method_shape shape = rpc__method_shape(sname, mname);
+  if (sfn != NULL) {
+    if (shape != RPC_SHAPE_SERVER_STREAM) {
+      fprintf(stderr, "rpc: /%s/%s has a stream handler but is not server-streaming\n",
+              sname, mname);
+      return 0;
+    }
+    return 1;
+  }
+  if (svc->handlers[i] == NULL) {
+    fprintf(stderr, "rpc: no handler for /%s/%s\n", sname, mname);
+    return 0;
+  }
+  if (shape != RPC_SHAPE_UNARY && shape != RPC_SHAPE_UNKNOWN) {
+    fprintf(stderr, "rpc: /%s/%s streams but has a unary handler\n", sname, mname);
+    return 0;
+  }
+  return 1;
 }
 
 static int build_methods(rpc_server *srv) {
@@ -597,25 +642,26 @@ static int build_methods(rpc_server *srv) {
   for (size_t s = 0; s < cfg->n_services; s++) {
     const rpc_service *svc = &cfg->services[s];
     for (unsigned i = 0; i < svc->desc->n_methods; i++) {
-      if (svc->handlers[i] == NULL) {
-        fprintf(stderr, "rpc: no handler for /%s/%s\n", svc->desc->name,
-                svc->desc->methods[i].name);
-        return -1;
-      }
-      if (add_method(srv, svc->desc, i, RPC_METHOD_UNARY, svc->handlers[i]) != 0)
+      rpc_stream_handler_fn sfn =
+          svc->stream_handlers != NULL ? svc->stream_handlers[i] : NULL;
+      if (!method_handler_fits(svc, i, sfn)) return -1;
+      if (add_method(srv, svc->desc, i, sfn != NULL ? RPC_METHOD_SSTREAM : RPC_METHOD_UNARY,
+                     svc->handlers[i], sfn) != 0)
         return -1;
     }
   }
   const ProtobufCServiceDescriptor *h = &grpc__health__v1__health__descriptor;
   for (unsigned i = 0; i < h->n_methods; i++) {
-    if (add_method(srv, h, i, RPC_METHOD_UNARY,
-                   rpc__health_handler(h->methods[i].name)) != 0)
+    int watch = strcmp(h->methods[i].name, "Watch") == 0;
+    if (add_method(srv, h, i, watch ? RPC_METHOD_SSTREAM : RPC_METHOD_UNARY,
+                   watch ? NULL : rpc__health_handler(h->methods[i].name),
+                   watch ? rpc__health_watch : NULL) != 0)
       return -1;
   }
   if (add_method(srv, &grpc__reflection__v1__server_reflection__descriptor, 0,
-                 RPC_METHOD_REFLECTION, NULL) != 0 ||
+                 RPC_METHOD_REFLECTION, NULL, NULL) != 0 ||
       add_method(srv, &grpc__reflection__v1alpha__server_reflection__descriptor, 0,
-                 RPC_METHOD_REFLECTION, NULL) != 0)
+                 RPC_METHOD_REFLECTION, NULL, NULL) != 0)
     return -1;
   return 0;
 }
@@ -713,6 +759,8 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out) {
   if (srv->cfg.drain_ms <= 0) srv->cfg.drain_ms = RPC_DEFAULT_DRAIN_MS;
   if (srv->cfg.max_recv_bytes <= 0) srv->cfg.max_recv_bytes = RPC_DEFAULT_MAX_RECV;
   if (srv->cfg.max_conn_age_ms <= 0) srv->cfg.max_conn_age_ms = RPC_DEFAULT_MAX_CONN_AGE_MS;
+  if (srv->cfg.max_streams <= 0) srv->cfg.max_streams = RPC_DEFAULT_MAX_STREAMS;
+  if (srv->cfg.stream_queue_max <= 0) srv->cfg.stream_queue_max = RPC_DEFAULT_STREAM_QUEUE;
   atomic_init(&srv->cancelled_all, 0);
   srv->shutdown_tag.kind = RPC_TAG_SHUTDOWN;
 
@@ -790,8 +838,8 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out) {
     rpc_method *m = &srv->methods[i];
     m->handle = grpc_server_register_method(
         srv->server, m->path, NULL,
-        m->kind == RPC_METHOD_UNARY ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
-                                    : GRPC_SRM_PAYLOAD_NONE,
+        m->kind != RPC_METHOD_REFLECTION ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
+                                         : GRPC_SRM_PAYLOAD_NONE,
         0);
     if (m->handle == NULL) {
       fprintf(stderr, "rpc: cannot register %s (registered twice?)\n", m->path);
@@ -854,6 +902,13 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out) {
 
 int rpc_server_port(const rpc_server *srv) { return srv != NULL ? srv->port : 0; }
 
+int rpc_server_open_streams(rpc_server *srv) {
+  pthread_mutex_lock(&srv->mu);
+  int n = srv->n_streams;
+  pthread_mutex_unlock(&srv->mu);
+  return n;
+}
+
 void rpc_server_shutdown(rpc_server *srv) {
   if (srv == NULL) return;
   char b = 'x';
@@ -869,6 +924,9 @@ static void server_drain(rpc_server *srv) {
   srv->shutting_down = 1;
   grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
   pthread_mutex_unlock(&srv->mu);
+  /* Streams never end by themselves: end them now (UNAVAILABLE, reconnect),
+   * so the shutdown tag can come within the budget. */
+  rpc__sstreams_end_all(srv);
 
   struct timespec until;
   clock_gettime(CLOCK_MONOTONIC, &until);
@@ -902,11 +960,15 @@ static void server_drain(rpc_server *srv) {
         log_warn("rpc: shutdown still waiting for %d handler(s) to return", srv->busy);
     }
   }
+  /* Stream objects outlive their calls while holders keep references; they
+   * hold grpc_call objects, so the server waits for their release. */
+  rpc__sstreams_wait_freed(srv);
   srv->workers_stop = 1;
   pthread_cond_broadcast(&srv->work_cv);
   pthread_mutex_unlock(&srv->mu);
   for (int i = 0; i < srv->n_workers; i++) pthread_join(srv->workers[i], NULL);
   srv->n_workers = 0;
+  rpc__health_watch_stop(srv);
   /* Every remaining event (final batches of the last calls) is consumed by
    * the poller before it sees GRPC_QUEUE_SHUTDOWN. */
   grpc_server_destroy(srv->server);

@@ -1,4 +1,5 @@
-/* rpc.h - unary gRPC services on the gRPC C core, driven by protobuf-c.
+/* rpc.h - unary and server-streaming gRPC services on the gRPC C core,
+ * driven by protobuf-c.
  *
  * A service is its protoc-c ProtobufCServiceDescriptor plus a table of
  * handlers indexed like descriptor->methods. The runtime registers every
@@ -34,9 +35,26 @@ typedef grpc_status_code (*rpc_handler_fn)(rpc_call *call,
                                            const ProtobufCMessage *req,
                                            ProtobufCMessage *resp);
 
+typedef struct rpc_sstream rpc_sstream;
+
+/* A server-streaming handler (see "server streaming" below). Runs on a
+ * worker like a unary handler; `req` lives only until it returns. It either
+ * refuses the call (return an error code after rpc_call_fail: the stream
+ * ends with it at once) or returns GRPC_STATUS_OK with the stream open. To
+ * keep pushing after returning it takes a reference (rpc_sstream_ref) and
+ * sets a done callback (rpc_sstream_on_done) before it returns; it must not
+ * wait for events itself, so an idle stream holds no thread. */
+typedef grpc_status_code (*rpc_stream_handler_fn)(rpc_call *call,
+                                                  const ProtobufCMessage *req,
+                                                  rpc_sstream *s);
+
 typedef struct rpc_service {
   const ProtobufCServiceDescriptor *desc; /* reference, static */
-  const rpc_handler_fn *handlers;         /* desc->n_methods entries, by index */
+  const rpc_handler_fn *handlers;         /* desc->n_methods entries, by index;
+                                             NULL for a streaming method */
+  const rpc_stream_handler_fn *stream_handlers; /* desc->n_methods entries or
+                                             NULL (no streaming method); set
+                                             for server-streaming methods */
 } rpc_service;
 
 /* Health: return 1 when the service's own dependency is reachable, else 0.
@@ -58,6 +76,12 @@ typedef struct rpc_server_config {
   int max_conn_age_ms;         /* connections closed (GOAWAY, then drain_ms for the calls
                                   in flight) after this long, +-10%, so clients re-resolve
                                   DNS and spread over new replicas; <= 0 means 5 min */
+  int max_streams;             /* open server streams per process; beyond it a
+                                  new stream gets RESOURCE_EXHAUSTED; <= 0 means
+                                  16384 */
+  int stream_queue_max;        /* messages queued per stream before
+                                  rpc_sstream_send says RPC_SSTREAM_FULL; <= 0
+                                  means 64 */
   rpc_health_fn health;        /* NULL means always SERVING */
   void *user;                  /* passed to health and available to handlers */
 } rpc_server_config;
@@ -117,6 +141,70 @@ int64_t rpc_call_remaining_ms(const rpc_call *call);
 
 /* cfg->user of the server. */
 void *rpc_call_user(const rpc_call *call);
+
+/* ---- server streaming -------------------------------------------------- *
+ *
+ * A stream is started by its handler on a worker and then lives on the
+ * poller: messages are pushed from any thread with rpc_sstream_send, which
+ * never blocks; they wait in a bounded per-stream queue and go out one
+ * write at a time (the next write starts when the previous one completed).
+ * Nothing runs per stream while it is idle: 10,000 open streams cost memory
+ * (a few KiB each in gRPC core), not threads.
+ *
+ * Ownership: the stream is reference counted and shared between threads.
+ * The handler's `s` is a reference valid until the handler returns. Whoever
+ * keeps the stream after that holds a reference from rpc_sstream_ref and
+ * drops it exactly once with rpc_sstream_release; the runtime holds its own
+ * while gRPC has work outstanding. When the last holder releases a stream
+ * that is still open, it ends with OK (after the queued messages).
+ *
+ * End: rpc_sstream_end by the owner (the queued messages go first), the
+ * client cancelling or going away, the deadline, or the server draining
+ * (every open stream ends with UNAVAILABLE "server is shutting down;
+ * reconnect", within drain_ms). The done callback then runs exactly once.
+ */
+
+/* Runs once when the stream is over, whatever ended it, with the final
+ * code (the one sent, or CANCELLED / DEADLINE_EXCEEDED / UNAVAILABLE when
+ * the call died). On the poller thread (or the worker, when the stream
+ * ended while its handler ran): it must not block. Holders should drop
+ * their reference here (rpc_sstream_release is allowed inside it). */
+typedef void (*rpc_sstream_done_fn)(void *user, rpc_sstream *s, grpc_status_code code);
+
+/* Sets the done callback. Only inside the handler (before it returns), so
+ * the callback never runs before the stream's owner is ready for it. */
+void rpc_sstream_on_done(rpc_sstream *s, rpc_sstream_done_fn fn, void *user);
+
+/* rpc_sstream_send results. */
+enum {
+  RPC_SSTREAM_OK = 0,     /* queued (or being written) */
+  RPC_SSTREAM_FULL = -1,  /* the queue is full: the client reads too slowly;
+                             nothing was queued (the owner usually ends the
+                             stream, e.g. RESOURCE_EXHAUSTED) */
+  RPC_SSTREAM_CLOSED = -2 /* the stream is ending or over; nothing queued */
+};
+
+/* Encodes `msg` (of the method's output type) now and queues it. Any
+ * thread, never blocks on the network. The caller keeps ownership of msg. */
+int rpc_sstream_send(rpc_sstream *s, const ProtobufCMessage *msg);
+
+/* Ends the stream with `code` and `msg` (copied; no secrets, it is logged)
+ * after the queued messages. Any thread; the first end wins, later calls
+ * do nothing. */
+void rpc_sstream_end(rpc_sstream *s, grpc_status_code code, const char *msg);
+
+/* Messages queued and not yet written (for metrics and tests). */
+size_t rpc_sstream_queued(rpc_sstream *s);
+
+/* Takes a reference; returns s. Any thread, while holding one already. */
+rpc_sstream *rpc_sstream_ref(rpc_sstream *s);
+
+/* Drops a reference taken with rpc_sstream_ref; s must not be used after.
+ * Any thread, including inside the done callback. */
+void rpc_sstream_release(rpc_sstream *s);
+
+/* Open streams of the server now (for tests and logs). */
+int rpc_server_open_streams(rpc_server *srv);
 
 /* ---- status helpers ---------------------------------------------------- */
 

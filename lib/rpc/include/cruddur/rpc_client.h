@@ -1,7 +1,9 @@
-/* rpc_client.h - unary gRPC calls from C, one channel per upstream.
+/* rpc_client.h - unary and server-streaming gRPC calls from C, one channel
+ * per upstream.
  *
- * A channel is thread-safe and meant to live for the process. Each call
- * uses its own completion queue (pluck), so any thread may call at any time.
+ * A channel is thread-safe and meant to live for the process. Each unary
+ * call uses its own completion queue (pluck), so any thread may call at any
+ * time. Streams of a channel share one completion queue and one thread.
  */
 #ifndef CRUDDUR_RPC_CLIENT_H
 #define CRUDDUR_RPC_CLIENT_H
@@ -76,6 +78,51 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch,
  * arena_rewind / arena_free, not message by message. `a` must outlive
  * every message unpacked with it. */
 void rpc_arena_allocator(arena *a, ProtobufCAllocator *out);
+
+/* ---- server-streaming calls ------------------------------------------- */
+
+typedef struct rpc_stream rpc_stream;
+
+/* One message of the stream. `msg` is valid only during the call. Return 0
+ * to keep reading, -1 to cancel the stream (on_end follows with CANCELLED). */
+typedef int (*rpc_stream_msg_fn)(void *user, const ProtobufCMessage *msg);
+
+/* The stream ended: the server's status, the deadline, a cancel, or a lost
+ * connection. Called exactly once, after the last on_msg. */
+typedef void (*rpc_stream_end_fn)(void *user, const rpc_status *st);
+
+/* Starts a server-streaming call of `method` on `svc` with `req`.
+ * timeout_ms <= 0 means no deadline. Callbacks run on one thread owned by
+ * the channel (all streams of a channel share it, driven by one completion
+ * queue): they must not block. Returns NULL (st filled, no callback will
+ * ever run) when the call cannot start, e.g. the method is not a
+ * server-streaming method of svc. Otherwise the caller holds one reference,
+ * released by rpc_stream_release. `user` must stay valid until on_end has
+ * returned.
+ * The channel's stream thread starts with its first stream; close the
+ * channel only after every stream's on_end has returned and every stream
+ * was released. A message the client cannot decode ends the stream with
+ * INTERNAL. */
+rpc_stream *rpc_stream_start(rpc_channel *ch,
+                             const ProtobufCServiceDescriptor *svc,
+                             const char *method,
+                             const ProtobufCMessage *req,
+                             int64_t timeout_ms,
+                             const char *request_id,
+                             rpc_stream_msg_fn on_msg,
+                             rpc_stream_end_fn on_end,
+                             void *user,
+                             rpc_status *st);
+
+/* Asks the stream to end (on_end follows, with CANCELLED unless it already
+ * ended otherwise). Thread-safe; any number of times while the caller holds
+ * its reference. */
+void rpc_stream_cancel(rpc_stream *s);
+
+/* Drops the caller's reference (cancelling the stream if it still runs).
+ * Exactly once; s must not be used afterwards. Callbacks may still run
+ * until on_end has returned. */
+void rpc_stream_release(rpc_stream *s);
 
 /* grpc.health.v1.Health/Check for `service` ("" for the server as a whole).
  * Returns 1 when SERVING, 0 otherwise (including errors and timeouts). */
