@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "route.h"
 #include "server.h"
+#include "sse.h"
 #include "ucache.h"
 #include "wire.h"
 
@@ -53,6 +54,7 @@ typedef struct gw_app {
   static_site *site;     /* owned; the web client (GATEWAY_STATIC_DIR), or NULL */
   gw_ucache *ucache;     /* owned; Cognito sub -> user */
   gw_ucache *hcache;     /* owned; lower-case handle -> user (the public card) */
+  gw_sse *sse;           /* owned; GET /api/events streams (sse.c) */
   gw_cors cors;
   int64_t rpc_timeout_ms;
   int64_t health_timeout_ms;

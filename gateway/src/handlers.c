@@ -309,6 +309,11 @@ static gw_result h_openapi(gw_req *r, gw_http *c) {
   return gw_reply(r, c, 200, body, JSON, NULL, 0);
 }
 
+/* GET /api/events: server-sent events (sse.c). */
+static gw_result h_events(gw_req *r, gw_http *c) {
+  return gw_sse_open(r->app->sse, r, c) ? GW_YES : GW_NO;
+}
+
 const gw_handler gw_handlers[GW_R_COUNT] = {
     [GW_R_GROUPS] = h_groups,
     [GW_R_MESSAGES_LIST] = h_messages_list,
@@ -318,4 +323,5 @@ const gw_handler gw_handlers[GW_R_COUNT] = {
     [GW_R_READYZ] = h_readyz,
     [GW_R_METRICS] = h_metrics,
     [GW_R_OPENAPI] = h_openapi,
+    [GW_R_EVENTS] = h_events,
 };

@@ -111,6 +111,9 @@ int main(int argc, char **argv) {
   long ucache_ttl = cfg_int("GATEWAY_USER_CACHE_TTL_S", 30, 0, 3600);
   long hcache_ttl = cfg_int("GATEWAY_HANDLE_CACHE_TTL_S", 5, 0, 3600);
   long leeway = cfg_int("GATEWAY_TOKEN_LEEWAY_S", 30, 0, 300);
+  long sse_max = cfg_int("GATEWAY_SSE_MAX_STREAMS", 10000, 1, 1000000);
+  long sse_per_user = cfg_int("GATEWAY_SSE_MAX_STREAMS_PER_USER", 8, 1, 1000);
+  long sse_keepalive = cfg_int("GATEWAY_SSE_KEEPALIVE_S", 15, 1, 3600);
 
   struct sockaddr_storage ss;
   int v6 = 0;
@@ -180,6 +183,13 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  gw_sse_config ecfg = {app.messages, sse_max, sse_per_user, (int64_t)sse_keepalive * 1000000,
+                        rpc_timeout};
+  if (gw_sse_start(&ecfg, &app.sse) != 0) {
+    fprintf(stderr, "gateway: cannot start the event-stream loop\n");
+    return 1;
+  }
+
   gw_srv_config scfg = {.addr = ss,
                         .addr_len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
                         .workers = workers,
@@ -201,10 +211,12 @@ int main(int argc, char **argv) {
   sigwait(&sigs, &sig);
   log_info("signal %d: draining", sig);
   gw_srv_quiesce(srv);
+  gw_sse_quiesce(app.sse); /* event streams end now: clients reconnect elsewhere */
   /* In-flight requests get GATEWAY_DRAIN_MS; then their sockets are shut
    * down, and their threads get one more upstream deadline to notice. */
   int64_t until = ts_mono_us() + drain_ms * 1000;
-  if (gw_srv_stop(srv, until, (int64_t)rpc_timeout * 1000 + 1000000) != 0) {
+  if (gw_srv_stop(srv, until, (int64_t)rpc_timeout * 1000 + 1000000) != 0 ||
+      gw_sse_stop(app.sse, ts_mono_us() + (int64_t)rpc_timeout * 1000 + 1000000) != 0) {
     /* Threads still hold the app: leave it all to the exit. */
     log_warn("stopped with connections unfinished after %ld ms", drain_ms);
     return 0;
