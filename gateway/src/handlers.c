@@ -296,6 +296,7 @@ static gw_result h_metrics(gw_req *r, gw_http *c) {
   x.user_cache_entries = gw_ucache_size(r->app->ucache, ts_mono_us());
   x.handle_cache_entries = gw_ucache_size(r->app->hcache, ts_mono_us());
   x.in_flight = (uint64_t)atomic_load(&r->app->in_flight);
+  x.sse_streams = (uint64_t)gw_sse_open_count(r->app->sse);
   char *body = gw_metrics_render(&x);
   if (body == NULL) return gw_reply_error(r, c, 503, GW_E_INTERNAL);
   return gw_reply(r, c, 200, body, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);

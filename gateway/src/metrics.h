@@ -37,6 +37,7 @@ void gw_metrics_handle_cache(int hit);
 typedef struct gw_metrics_extra {
   uint64_t token_cache_hits, token_cache_misses, jwks_fetches, jwks_failures, auth_rejected;
   uint64_t token_cache_entries, user_cache_entries, handle_cache_entries, in_flight;
+  uint64_t sse_streams; /* open event streams (sse.c) */
 } gw_metrics_extra;
 
 /* Renders the Prometheus text format (version 0.0.4). Returns a malloc'd
