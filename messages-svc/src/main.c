@@ -77,6 +77,11 @@ static int serve(void) {
   long workers = cfg_int("RPC_WORKERS", 16, 1, 256);
   long conn_age_s = cfg_int("RPC_MAX_CONNECTION_AGE_S", 300, 1, 86400);
   long cache = cfg_int("MEMBERSHIP_CACHE_ENTRIES", 65536, 8, 4194304);
+  watch_limits wl = {
+      .max_users = (int)cfg_int("WATCH_MAX_USERS", 10000, 1, 1000000),
+      .max_streams = (int)cfg_int("WATCH_MAX_STREAMS", 20000, 1, 1000000),
+      .max_streams_per_user = (int)cfg_int("WATCH_MAX_STREAMS_PER_USER", 16, 1, 1024),
+  };
   msgs_svc svc;
   memset(&svc, 0, sizeof svc);
   int k = token_key_init(&svc.key, getenv("PAGE_TOKEN_SECRET"));
@@ -93,8 +98,16 @@ static int serve(void) {
     aws_client_free(ddb);
     return 1;
   }
+  if (watch_hub_new(&svc.st, &svc.key, &wl, &svc.watch) != 0) {
+    fprintf(stderr, "cannot start the watch poller\n");
+    msgs_svc_destroy(&svc);
+    aws_client_free(ddb);
+    return 1;
+  }
   rpc_server_config cfg;
   memset(&cfg, 0, sizeof cfg);
+  /* The watch streams plus room for Health/Watch probes. */
+  cfg.max_streams = wl.max_streams + 64;
   cfg.listen = listen;
   cfg.services = msgs_service();
   cfg.n_services = 1;
@@ -104,13 +117,15 @@ static int serve(void) {
   cfg.user = &svc;
   rpc_server *srv = NULL;
   if (rpc_server_start(&cfg, &srv) != 0) {
+    watch_hub_free(svc.watch);
     msgs_svc_destroy(&svc);
     aws_client_free(ddb);
     return 1;
   }
   log_info("messages-svc listening on port %d, table %s, dynamodb %s", rpc_server_port(srv), table,
            aws_client_endpoint(ddb) ? aws_client_endpoint(ddb) : "(default)");
-  rpc_server_wait(srv);
+  rpc_server_wait(srv); /* ends every stream; holders released them */
+  watch_hub_free(svc.watch);
   rpc_server_destroy(srv);
   log_stats(ddb);
   msgs_svc_destroy(&svc);

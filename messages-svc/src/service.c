@@ -55,13 +55,7 @@ static grpc_status_code fail_aws(rpc_call *call, const char *what, const aws_err
 static Google__Protobuf__Timestamp *pb_time(rpc_call *call, int64_t us) {
   Google__Protobuf__Timestamp *t = (Google__Protobuf__Timestamp *)rpc_call_new_message(
       call, &google__protobuf__timestamp__descriptor);
-  int64_t s = us / 1000000, r = us % 1000000;
-  if (r < 0) {
-    r += 1000000;
-    s -= 1;
-  }
-  t->seconds = s;
-  t->nanos = (int32_t)(r * 1000);
+  watch_pb_time(t, us);
   return t;
 }
 
@@ -273,6 +267,14 @@ static grpc_status_code h_list_messages(rpc_call *call, const ProtobufCMessage *
 
 /* ---- Pattern C + E: CreateMessage ----------------------------------------- */
 
+/* Both participants' rows moved: their streams on this replica look now
+ * (streams on other replicas find it with their next poll). */
+static void notify_watchers(msgs_svc *svc, const store_party *a, const store_party *b) {
+  if (svc->watch == NULL) return;
+  watch_notify(svc->watch, a->uuid);
+  watch_notify(svc->watch, b->uuid);
+}
+
 static grpc_status_code reused_request_id(rpc_call *call) {
   return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
                        "request_id was already used for a different request");
@@ -310,6 +312,7 @@ static grpc_status_code h_create_message(rpc_call *call, const ProtobufCMessage 
   }
   if (store_post(&svc->st, &m, &other, deadline, &err) != STORE_OK)
     return fail_aws(call, "store message", &err);
+  notify_watchers(svc, &m.sender, &other);
   resp->message = pb_message(call, &m);
   return GRPC_STATUS_OK;
 }
@@ -362,6 +365,7 @@ static grpc_status_code h_create_group(rpc_call *call, const ProtobufCMessage *r
   /* Writes the message and creates or advances both group rows. */
   if (store_post(&svc->st, &m, &recipient, deadline, &err) != STORE_OK)
     return fail_aws(call, "store message", &err);
+  notify_watchers(svc, &m.sender, &recipient);
   mcache_other o;
   other_to_cache(&o, &recipient);
   mcache_put(svc->cache, group, sender.uuid, &o);
@@ -380,9 +384,8 @@ static grpc_status_code h_create_group(rpc_call *call, const ProtobufCMessage *r
 
 static grpc_status_code h_watch_events(rpc_call *call, const ProtobufCMessage *req,
                                        rpc_sstream *s) {
-  (void)req;
-  (void)s;
-  return rpc_call_fail(call, GRPC_STATUS_UNIMPLEMENTED, "WatchEvents is not served yet");
+  msgs_svc *svc = rpc_call_user(call);
+  return watch_start(svc->watch, call, (const void *)req, s);
 }
 
 #define MSGS_N_METHODS 5

@@ -9,6 +9,7 @@
 #include "mcache.h"
 #include "store.h"
 #include "token.h"
+#include "watch.h"
 
 #define SVC_CALL_CAP_MS 10000 /* longest we spend on one RPC without a deadline */
 
@@ -16,6 +17,7 @@ typedef struct msgs_svc {
   store st;      /* ddb and table are references owned by main */
   mcache *cache; /* owned */
   token_key key;
+  watch_hub *watch; /* owned by main (watch_hub_free after the server drained) */
   pthread_mutex_t health_mu;
   int64_t health_checked_us; /* monotonic */
   int health_ok;

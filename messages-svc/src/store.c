@@ -348,6 +348,42 @@ int store_groups_query(store *s, const char *owner, int limit, const char *start
   return run(s, "Query", b, bad, deadline, resp, err);
 }
 
+/* ---- watch reads ----------------------------------------------------------- */
+
+/* Query `pk = :pk AND <range_key> > :after`, oldest first, consistent. */
+static int query_after(store *s, const char *index, const char *pk, const char *range_key,
+                       const char *after, int limit, int64_t deadline, cJSON **resp,
+                       aws_error *err) {
+  char cond[64];
+  snprintf(cond, sizeof cond, "pk = :pk AND %s > :after", range_key);
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    if (index != NULL) bad |= cJSON_AddStringToObject(b, "IndexName", index) == NULL;
+    bad |= cJSON_AddStringToObject(b, "KeyConditionExpression", cond) == NULL;
+    cJSON *v = add_obj(b, "ExpressionAttributeValues");
+    bad |= v == NULL || store_add_s(v, ":pk", pk) != 0 || store_add_s(v, ":after", after) != 0;
+    bad |= cJSON_AddBoolToObject(b, "ScanIndexForward", 1) == NULL;
+    bad |= cJSON_AddBoolToObject(b, "ConsistentRead", 1) == NULL;
+    bad |= cJSON_AddNumberToObject(b, "Limit", limit) == NULL;
+  }
+  return run(s, "Query", b, bad, deadline, resp, err);
+}
+
+int store_groups_moved(store *s, const char *owner, const char *after, int limit,
+                       int64_t deadline, cJSON **resp, aws_error *err) {
+  char pk[KEYS_PK_MAX + 1];
+  keys_pk("GRP#", owner, pk);
+  return query_after(s, STORE_LSI, pk, "last_sk", after, limit, deadline, resp, err);
+}
+
+int store_messages_after(store *s, const char *group, const char *after, int limit,
+                         int64_t deadline, cJSON **resp, aws_error *err) {
+  char pk[KEYS_PK_MAX + 1];
+  keys_pk("MSG#", group, pk);
+  return query_after(s, NULL, pk, "sk", after, limit, deadline, resp, err);
+}
+
 /* ---- pair and request items ----------------------------------------------- */
 
 static int get_item(store *s, const char *pk, const char *sk, int64_t deadline, cJSON **resp,

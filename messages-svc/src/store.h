@@ -112,6 +112,16 @@ int store_messages_query(store *s, const char *group, int limit, const char *sta
 int store_groups_query(store *s, const char *owner, int limit, const char *start_sk,
                        const char *start_last_sk, int64_t deadline, cJSON **resp, aws_error *err);
 
+/* Watch reads (watch.c). Owner's group rows whose last_sk > after, oldest
+ * activity first (consistent LSI Query), and a group's messages with
+ * sk > after, oldest first (consistent Query); at most `limit` items each.
+ * `after` may be a bare ts27 time: every key at or after that time is
+ * greater. *resp as for the queries above. */
+int store_groups_moved(store *s, const char *owner, const char *after, int limit,
+                       int64_t deadline, cJSON **resp, aws_error *err);
+int store_messages_after(store *s, const char *group, const char *after, int limit,
+                         int64_t deadline, cJSON **resp, aws_error *err);
+
 /* Parses a message item. Returns 0, or -1 when an attribute is missing or
  * malformed. */
 int store_msg_from_item(const cJSON *item, store_msg *out);

@@ -14,7 +14,7 @@
 #define TOKEN_MAX 512      /* longest token we produce or accept */
 #define TOKEN_FIELD_MAX 80 /* longest key value in a position */
 
-typedef enum { TOKEN_MESSAGES = 'm', TOKEN_GROUPS = 'g' } token_kind;
+typedef enum { TOKEN_MESSAGES = 'm', TOKEN_GROUPS = 'g', TOKEN_WATCH = 'w' } token_kind;
 
 typedef struct token_key {
   unsigned char bytes[64];

@@ -168,7 +168,8 @@ class Stack:
             pass
         elif exc_type is None:
             shutil.rmtree(self.root, ignore_errors=True)
-        bad = {n: c for n, c in codes.items() if n in OUR_BINARIES and c != 0}
+        bad = {n: c for n, c in codes.items()
+               if (n in OUR_BINARIES or n.startswith("messages-svc-")) and c != 0}
         if bad and exc_type is None:
             raise StackError("binaries did not exit cleanly after SIGTERM: %s\n%s" % (
                 bad, "\n".join(self.tail(n, 40) for n in bad)))
@@ -433,6 +434,21 @@ class Stack:
         self.messages_addr = self._start_service("messages-svc", "messages", env, wait)
         return self.messages_addr
 
+    def messages_replica(self, n, env=None, wait=True):
+        """Another messages-svc on the same table (replica n >= 2), on its own
+        port; its process is named messages-svc-<n>. Returns its address."""
+        name, port_name = "messages-svc-%d" % n, "messages%d" % n
+        port = self._port(port_name)
+        e = {"MESSAGES_LISTEN": "127.0.0.1:%d" % port}
+        e.update(env or {})
+        merged = self.env()
+        merged.update(e)
+        self._spawn(name, [self.binary("messages-svc")], env=merged)
+        addr = "127.0.0.1:%d" % port
+        if wait:
+            self._wait(name, lambda: self._grpc_serving(addr))
+        return addr
+
     def gateway(self, env=None, wait=True):
         port = self._port("gateway")
         e = self.env()
@@ -486,7 +502,8 @@ class Stack:
         codes = {}
         if self.detach:
             return codes
-        for name in ("gateway", "messages-svc", "users-svc"):
+        replicas = sorted(n for n in self.procs if n.startswith("messages-svc-"))
+        for name in ["gateway", "messages-svc"] + replicas + ["users-svc"]:
             if name in self.procs:
                 codes[name] = self.procs[name].stop()
         for name in ("cognito", "dynalite"):

@@ -1,0 +1,829 @@
+/* watch.c - WatchEvents on Queries (README "Live events").
+ *
+ * Position of a stream. A message's sk is "ts27#uuid", so sks order by time
+ * across conversations. A stream never delivers a message with sk <= start
+ * (ts27 of when it began from "now"), delivers each message once, and
+ * remembers the sks it delivered inside the late window: a message may
+ * become visible a little after a newer one (two senders at once, a slow
+ * write, clock skew between replicas), up to WATCH_WINDOW_US behind the
+ * newest. The window's lower bound is low = max(start, ts27(cur - window)).
+ * A message with sk > low not yet delivered is delivered when seen; at or
+ * below low it is taken as delivered.
+ *
+ * Token = signed (user, cur, low, hash and count of the sks delivered above
+ * low). A new stream resumes by re-reading the messages in (low, cur]: when
+ * their hash and count match, it knows exactly what was delivered and goes
+ * on with no gap and no repeat; when they differ (a late message landed in
+ * the window meanwhile, or the window held more than WATCH_SEEN_MAX), or
+ * the token is older than WATCH_MAX_AGE_US, it sends `resync`.
+ *
+ * Sharing. Streams of one user on this replica share one wuser: one Query
+ * of the rows moved since the lowest `low` of its streams, then, per moved
+ * row, one Query of its messages above that bound. Each stream filters what
+ * is new to it. Results go out through rpc_sstream_send (never blocks); a
+ * stream whose queue is full is ended with RESOURCE_EXHAUSTED and resumes.
+ *
+ * Threads: one poller thread does every DynamoDB read of live streams
+ * (handlers do the resume check on their worker). hub->mu guards users and
+ * streams; it is held while sending (rpc_sstream_send takes only the
+ * stream's own lock) and never during I/O.
+ */
+#define _GNU_SOURCE
+#include "watch.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cruddur/log.h"
+#include "cruddur/ts.h"
+#include "cruddur/uuid.h"
+#include "google/protobuf/timestamp.pb-c.h"
+#include "keys.h"
+
+#define WATCH_WINDOW_US (15 * 1000000LL)        /* late window (write cap 10 s + skew) */
+#define WATCH_MAX_AGE_US (10 * 60 * 1000000LL)  /* older tokens get resync */
+#define WATCH_BUSY_MS 1000                      /* poll interval while things move */
+#define WATCH_IDLE_MS 5000                      /* after a minute of quiet */
+#define WATCH_ROWS_LIMIT 100                    /* rows per Query */
+#define WATCH_MSGS_LIMIT 200                    /* messages per Query */
+#define WATCH_SEEN_MAX 512                      /* delivered sks kept per stream */
+#define WATCH_BATCH 64                          /* users polled per poller round */
+#define WATCH_IO_BUDGET_US (5 * 1000000LL)      /* one poll's DynamoDB budget */
+#define WATCH_RESUME_TRIES 4                    /* reads of a token's window */
+#define WATCH_RESUME_PAUSE_US 150000            /* between them */
+
+typedef Cruddur__Messages__V1__WatchEvent WatchEvent;
+typedef char sk_t[KEYS_MSG_SK_LEN + 1];
+
+typedef struct wstream {
+  struct watch_hub *h; /* reference */
+  rpc_sstream *s; /* reference, released in ws_done */
+  struct wuser *u;
+  struct wstream *next;
+  char start[28];
+  sk_t cur;
+  sk_t *seen; /* owned: delivered sks above low, unordered */
+  size_t n_seen, cap_seen;
+  int overflow; /* seen dropped an entry: tokens cannot be verified */
+  int dead;     /* ended; waiting for its done callback */
+} wstream;
+
+typedef struct wuser {
+  char uuid[37];
+  wstream *streams;
+  int n_streams;
+  int64_t due_us;       /* monotonic: next poll */
+  int64_t moved_us;     /* monotonic: last time something was delivered */
+  int polling;          /* the poller works on it without the lock */
+  struct wuser *next;
+} wuser;
+
+struct watch_hub {
+  store *st;
+  const token_key *key;
+  watch_limits lim;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  wuser *users;
+  int n_users, n_streams;
+  pthread_t th;
+  int stop;
+};
+
+/* ======================================================================
+ * Positions and tokens
+ * ==================================================================== */
+
+static uint64_t sk_hash(const char *sk) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
+  for (const unsigned char *p = (const unsigned char *)sk; *p; p++) {
+    h ^= *p;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+/* The time part of a position (sk or bare ts27). */
+static int pos_time(const char *s, int64_t *us) {
+  char t[28];
+  if (strlen(s) < 27) return -1;
+  memcpy(t, s, 27);
+  t[27] = '\0';
+  return ts_parse_stored(t, us);
+}
+
+int watch_token_encode(const token_key *k, const char *user, const watch_pos *p,
+                       char out[TOKEN_MAX + 1]) {
+  token_pos tp;
+  memset(&tp, 0, sizeof tp);
+  snprintf(tp.sk, sizeof tp.sk, "%s", p->cur);
+  snprintf(tp.last_sk, sizeof tp.last_sk, "%s~%016" PRIx64 "~%u", p->low, p->hash, p->count);
+  char pk[KEYS_PK_MAX + 1];
+  keys_pk("GRP#", user, pk);
+  return token_encode(k, TOKEN_WATCH, user, pk, &tp, out);
+}
+
+int watch_token_decode(const token_key *k, const char *user, const char *tok, watch_pos *p) {
+  char pk[KEYS_PK_MAX + 1];
+  keys_pk("GRP#", user, pk);
+  token_pos tp;
+  if (token_decode(k, tok, TOKEN_WATCH, user, pk, &tp) != 0) return -1;
+  /* Our own payload (the MAC matched); checked anyway. */
+  watch_pos w;
+  memset(&w, 0, sizeof w);
+  int64_t t;
+  const char *a = tp.last_sk, *b = strchr(a, '~');
+  if (b == NULL || b - a != 27) return -1;
+  memcpy(w.low, a, 27);
+  if (ts_parse_stored(w.low, &t) != 0) return -1;
+  char *end = NULL;
+  errno = 0;
+  w.hash = strtoull(b + 1, &end, 16);
+  if (errno != 0 || end != b + 17 || *end != '~') return -1;
+  unsigned long n = strtoul(end + 1, &end, 10);
+  if (*end != '\0' || n > WATCH_SEEN_MAX) return -1;
+  w.count = (unsigned)n;
+  if (strlen(tp.sk) > KEYS_MSG_SK_LEN || pos_time(tp.sk, &t) != 0) return -1;
+  memcpy(w.cur, tp.sk, strlen(tp.sk) + 1);
+  if (strcmp(w.cur, w.low) < 0) return -1;
+  *p = w;
+  return 0;
+}
+
+/* low = max(start, ts27(time(cur) - window)). */
+static void ws_low(const wstream *ws, char out[28]) {
+  int64_t t = 0;
+  char w[28];
+  if (pos_time(ws->cur, &t) == 0 && ts_format_stored(t - WATCH_WINDOW_US, w) == 0 &&
+      strcmp(w, ws->start) > 0)
+    memcpy(out, w, 28);
+  else
+    memcpy(out, ws->start, 28);
+}
+
+static void ws_pos(const wstream *ws, watch_pos *p) {
+  memset(p, 0, sizeof *p);
+  memcpy(p->cur, ws->cur, sizeof p->cur);
+  ws_low(ws, p->low);
+  for (size_t i = 0; i < ws->n_seen; i++) p->hash += sk_hash(ws->seen[i]);
+  /* An overflowed window cannot be checked: a count no real window has. */
+  p->count = ws->overflow ? WATCH_SEEN_MAX : (unsigned)ws->n_seen;
+  if (ws->overflow) p->hash ^= 1;
+}
+
+static int ws_seen(const wstream *ws, const char *sk) {
+  for (size_t i = 0; i < ws->n_seen; i++)
+    if (strcmp(ws->seen[i], sk) == 0) return 1;
+  return 0;
+}
+
+/* Drops remembered sks at or below low (they are delivered by definition). */
+static void ws_prune(wstream *ws) {
+  char low[28];
+  ws_low(ws, low);
+  size_t j = 0;
+  for (size_t i = 0; i < ws->n_seen; i++)
+    if (strcmp(ws->seen[i], low) > 0) memcpy(ws->seen[j++], ws->seen[i], sizeof(sk_t));
+  ws->n_seen = j;
+}
+
+static void ws_remember(wstream *ws, const char *sk) {
+  if (strcmp(sk, ws->cur) > 0) snprintf(ws->cur, sizeof ws->cur, "%s", sk);
+  ws_prune(ws);
+  if (ws->n_seen == ws->cap_seen) {
+    size_t cap = ws->cap_seen ? ws->cap_seen * 2 : 8;
+    if (cap > WATCH_SEEN_MAX) cap = WATCH_SEEN_MAX;
+    sk_t *n = cap > ws->cap_seen ? realloc(ws->seen, cap * sizeof *n) : NULL;
+    if (n == NULL) {
+      ws->overflow = 1; /* the token will ask for a resync; the stream goes on */
+      return;
+    }
+    ws->seen = n;
+    ws->cap_seen = cap;
+  }
+  snprintf(ws->seen[ws->n_seen++], sizeof(sk_t), "%s", sk);
+}
+
+/* ======================================================================
+ * Events
+ * ==================================================================== */
+
+/* Sends ev with this stream's current token. A full queue ends the stream:
+ * the client reads too slowly and resumes from its last token. */
+static void ws_send(watch_hub *h, wstream *ws, WatchEvent *ev) {
+  if (ws->dead) return;
+  watch_pos p;
+  ws_pos(ws, &p);
+  char tok[TOKEN_MAX + 1];
+  if (watch_token_encode(h->key, ws->u->uuid, &p, tok) != 0) {
+    ws->dead = 1;
+    rpc_sstream_end(ws->s, GRPC_STATUS_INTERNAL, "could not build a resume token");
+    return;
+  }
+  ev->resume_token = tok;
+  int rc = rpc_sstream_send(ws->s, &ev->base);
+  ev->resume_token = NULL;
+  if (rc == RPC_SSTREAM_FULL) {
+    ws->dead = 1;
+    rpc_sstream_end(ws->s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                    "stream too slow to keep up; resume with the last resume_token");
+  } else if (rc == RPC_SSTREAM_CLOSED) {
+    ws->dead = 1;
+  }
+}
+
+static void send_ready(watch_hub *h, wstream *ws) {
+  WatchEvent ev = CRUDDUR__MESSAGES__V1__WATCH_EVENT__INIT;
+  Cruddur__Messages__V1__WatchReady r = CRUDDUR__MESSAGES__V1__WATCH_READY__INIT;
+  ev.event_case = CRUDDUR__MESSAGES__V1__WATCH_EVENT__EVENT_READY;
+  ev.ready = &r;
+  ws_send(h, ws, &ev);
+}
+
+static void send_resync(watch_hub *h, wstream *ws, const char *why) {
+  WatchEvent ev = CRUDDUR__MESSAGES__V1__WATCH_EVENT__INIT;
+  Cruddur__Messages__V1__WatchResync r = CRUDDUR__MESSAGES__V1__WATCH_RESYNC__INIT;
+  r.reason = (char *)why;
+  ev.event_case = CRUDDUR__MESSAGES__V1__WATCH_EVENT__EVENT_RESYNC;
+  ev.resync = &r;
+  ws_send(h, ws, &ev);
+}
+
+void watch_pb_time(Google__Protobuf__Timestamp *t, int64_t us) {
+  int64_t s = us / 1000000, r = us % 1000000;
+  if (r < 0) {
+    r += 1000000;
+    s -= 1;
+  }
+  t->seconds = s;
+  t->nanos = (int32_t)(r * 1000);
+}
+
+/* ======================================================================
+ * Reads
+ * ==================================================================== */
+
+/* One moved row and its messages above the bound, as read. */
+typedef struct moved {
+  store_group row;
+  cJSON *msgs; /* owned Query answer */
+} moved;
+
+typedef struct poll_result {
+  moved *v; /* owned */
+  size_t n;
+  int truncated; /* more rows or messages than one Query gave: poll again soon */
+} poll_result;
+
+static void result_free(poll_result *r) {
+  for (size_t i = 0; i < r->n; i++) cJSON_Delete(r->v[i].msgs);
+  free(r->v);
+  memset(r, 0, sizeof *r);
+}
+
+/* Rows of `user` moved above `low`, and for each its messages above `low`.
+ * Returns STORE_OK or STORE_ERR. */
+static int read_moved(store *st, const char *user, const char *low, int64_t deadline,
+                      poll_result *out, aws_error *err) {
+  memset(out, 0, sizeof *out);
+  cJSON *rows = NULL;
+  if (store_groups_moved(st, user, low, WATCH_ROWS_LIMIT, deadline, &rows, err) != STORE_OK)
+    return STORE_ERR;
+  const cJSON *items = cJSON_GetObjectItemCaseSensitive(rows, "Items");
+  out->truncated = cJSON_GetObjectItemCaseSensitive(rows, "LastEvaluatedKey") != NULL;
+  int n = cJSON_GetArraySize(items);
+  out->v = calloc(n > 0 ? (size_t)n : 1, sizeof *out->v);
+  if (out->v == NULL) {
+    cJSON_Delete(rows);
+    memset(err, 0, sizeof *err);
+    err->code = AWS_E_CLIENT;
+    return STORE_ERR;
+  }
+  const cJSON *item;
+  int rc = STORE_OK;
+  cJSON_ArrayForEach(item, items) {
+    moved *m = &out->v[out->n];
+    if (store_group_from_item(item, &m->row) != 0 || m->row.last_sk[0] == '\0') continue;
+    if (store_messages_after(st, m->row.group, low, WATCH_MSGS_LIMIT, deadline, &m->msgs,
+                             err) != STORE_OK) {
+      rc = STORE_ERR;
+      break;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(m->msgs, "LastEvaluatedKey") != NULL)
+      out->truncated = 1;
+    out->n++;
+  }
+  cJSON_Delete(rows);
+  if (rc != STORE_OK) result_free(out);
+  return rc;
+}
+
+/* One message of a poll, in the poll's merged order. */
+typedef struct cand {
+  store_msg_view v;
+  const moved *m;  /* its row */
+  int last_of_row; /* no later candidate of the same row */
+} cand;
+
+static int cand_cmp(const void *a, const void *b) {
+  return strcmp(((const cand *)a)->v.sk, ((const cand *)b)->v.sk);
+}
+
+/* Every message of r in sk order across conversations, so a stream's
+ * position only moves past a message once it is delivered (per row order
+ * would let one conversation's newer messages overtake another's older
+ * ones). Returns a malloc'd array (caller frees) or NULL; *n its length. */
+static cand *merge(const poll_result *r, size_t *n) {
+  size_t total = 0;
+  for (size_t i = 0; i < r->n; i++)
+    total += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r->v[i].msgs, "Items"));
+  *n = 0;
+  cand *c = calloc(total > 0 ? total : 1, sizeof *c);
+  if (c == NULL) return NULL;
+  for (size_t i = 0; i < r->n; i++) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(r->v[i].msgs, "Items")) {
+      if (store_msg_view_of(item, &c[*n].v) != 0) continue;
+      c[*n].m = &r->v[i];
+      (*n)++;
+    }
+  }
+  qsort(c, *n, sizeof *c, cand_cmp);
+  for (size_t i = *n; i-- > 0;) {
+    c[i].last_of_row = 1;
+    for (size_t j = i + 1; j < *n; j++) {
+      if (c[j].m == c[i].m) {
+        c[i].last_of_row = 0;
+        break;
+      }
+    }
+  }
+  return c;
+}
+
+static void send_message(watch_hub *h, wstream *ws, const cand *c) {
+  Cruddur__Messages__V1__Participant p = CRUDDUR__MESSAGES__V1__PARTICIPANT__INIT;
+  p.uuid = (char *)c->v.user_uuid;
+  p.handle = (char *)c->v.user_handle;
+  p.display_name = (char *)c->v.user_display_name;
+  Google__Protobuf__Timestamp t;
+  google__protobuf__timestamp__init(&t);
+  watch_pb_time(&t, c->v.created_us);
+  Cruddur__Messages__V1__Message msg = CRUDDUR__MESSAGES__V1__MESSAGE__INIT;
+  msg.message_uuid = (char *)c->v.message_uuid;
+  msg.message_group_uuid = (char *)c->m->row.group;
+  msg.sender = &p;
+  msg.text = (char *)c->v.text;
+  msg.created_at = &t;
+  WatchEvent ev = CRUDDUR__MESSAGES__V1__WATCH_EVENT__INIT;
+  ev.event_case = CRUDDUR__MESSAGES__V1__WATCH_EVENT__EVENT_MESSAGE;
+  ev.message = &msg;
+  ws_send(h, ws, &ev);
+}
+
+/* The list item as the user now sees it: the other participant from the
+ * row, the latest text and time from `top`, the newest message of the row
+ * this stream has been sent. */
+static void send_group(watch_hub *h, wstream *ws, const moved *m, const store_msg_view *top) {
+  Cruddur__Messages__V1__Participant o = CRUDDUR__MESSAGES__V1__PARTICIPANT__INIT;
+  o.uuid = (char *)m->row.other.uuid;
+  o.handle = (char *)m->row.other.handle;
+  o.display_name = (char *)m->row.other.display_name;
+  Google__Protobuf__Timestamp t;
+  google__protobuf__timestamp__init(&t);
+  watch_pb_time(&t, top->created_us);
+  Cruddur__Messages__V1__MessageGroup g = CRUDDUR__MESSAGES__V1__MESSAGE_GROUP__INIT;
+  g.message_group_uuid = (char *)m->row.group;
+  g.other = &o;
+  g.last_message = (char *)top->text;
+  g.last_message_at = &t;
+  WatchEvent ev = CRUDDUR__MESSAGES__V1__WATCH_EVENT__INIT;
+  ev.event_case = CRUDDUR__MESSAGES__V1__WATCH_EVENT__EVENT_MESSAGE_GROUP;
+  ev.message_group = &g;
+  ws_send(h, ws, &ev);
+}
+
+/* Delivers what is new to ws among the merged messages c of r: each
+ * message not yet delivered, and after a conversation's last message in
+ * this poll, the conversation as a list item showing the newest message
+ * sent. top (r->n entries, scratch) is per row. hub->mu held. Returns 1
+ * when it sent any. */
+static int deliver(watch_hub *h, wstream *ws, const poll_result *r, const cand *c, size_t n,
+                   const store_msg_view **top) {
+  int any = 0;
+  for (size_t i = 0; i < r->n; i++) top[i] = NULL;
+  for (size_t i = 0; i < n && !ws->dead; i++) {
+    size_t row = (size_t)(c[i].m - r->v);
+    char low[28];
+    ws_low(ws, low);
+    if (strcmp(c[i].v.sk, low) > 0 && !ws_seen(ws, c[i].v.sk)) {
+      ws_remember(ws, c[i].v.sk);
+      send_message(h, ws, &c[i]);
+      top[row] = &c[i].v;
+      any = 1;
+    }
+    if (c[i].last_of_row && top[row] != NULL && !ws->dead) send_group(h, ws, c[i].m, top[row]);
+  }
+  return any;
+}
+
+/* ======================================================================
+ * Users and the poller
+ * ==================================================================== */
+
+static wuser *user_find(watch_hub *h, const char *uuid) {
+  for (wuser *u = h->users; u != NULL; u = u->next)
+    if (strcmp(u->uuid, uuid) == 0) return u;
+  return NULL;
+}
+
+static void user_unlink_free(watch_hub *h, wuser *u) {
+  for (wuser **pp = &h->users; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == u) {
+      *pp = u->next;
+      break;
+    }
+  }
+  h->n_users--;
+  free(u);
+}
+
+/* Poll interval: 1 s while something moved in the last 10 s, then growing
+ * to 5 s after a minute of quiet (README cost model). */
+static int64_t interval_us(const wuser *u, int64_t now) {
+  int64_t quiet = now - u->moved_us;
+  int ms = quiet < 10000000 ? WATCH_BUSY_MS : quiet < 30000000 ? 2000
+                                            : quiet < 60000000 ? 3000
+                                                               : WATCH_IDLE_MS;
+  return (int64_t)ms * 1000;
+}
+
+/* The lowest window bound of u's live streams ("" when none). */
+static void user_low(const wuser *u, char out[28]) {
+  out[0] = '\0';
+  for (const wstream *ws = u->streams; ws != NULL; ws = ws->next) {
+    if (ws->dead) continue;
+    char l[28];
+    ws_low(ws, l);
+    if (out[0] == '\0' || strcmp(l, out) < 0) memcpy(out, l, 28);
+  }
+}
+
+static void poll_user(watch_hub *h, wuser *u, const char *low) {
+  poll_result r;
+  aws_error err;
+  int rc = read_moved(h->st, u->uuid, low, ts_mono_us() + WATCH_IO_BUDGET_US, &r, &err);
+  pthread_mutex_lock(&h->mu);
+  int64_t now = ts_mono_us();
+  if (rc != STORE_OK) {
+    log_warn("watch: dynamodb read failed: %s %s (http %d); retrying", aws_strerror(err.code),
+             err.name, err.http_status);
+    u->due_us = now + (int64_t)WATCH_BUSY_MS * 1000;
+  } else {
+    int any = 0;
+    size_t n = 0;
+    cand *c = merge(&r, &n);
+    const store_msg_view **top = calloc(r.n > 0 ? r.n : 1, sizeof *top);
+    if (c == NULL || top == NULL) r.truncated = 1; /* out of memory: try again soon */
+    for (wstream *ws = u->streams; ws != NULL && c != NULL && top != NULL; ws = ws->next)
+      any |= deliver(h, ws, &r, c, n, top);
+    free(top);
+    free(c);
+    if (any) u->moved_us = now;
+    /* More than one Query's worth: go on at once. */
+    u->due_us = r.truncated ? now : now + interval_us(u, now);
+  }
+  u->polling = 0;
+  if (u->n_streams == 0) user_unlink_free(h, u);
+  pthread_mutex_unlock(&h->mu);
+  if (rc == STORE_OK) result_free(&r);
+}
+
+static void *poller_main(void *arg) {
+  watch_hub *h = arg;
+  pthread_mutex_lock(&h->mu);
+  while (!h->stop) {
+    int64_t now = ts_mono_us(), next = now + 1000000;
+    wuser *due[WATCH_BATCH];
+    char lows[WATCH_BATCH][28];
+    int n = 0;
+    for (wuser *u = h->users; u != NULL; u = u->next) {
+      if (u->polling) continue;
+      if (u->due_us <= now && n < WATCH_BATCH) {
+        user_low(u, lows[n]);
+        if (lows[n][0] == '\0') continue; /* every stream ending */
+        u->polling = 1;
+        due[n++] = u;
+      } else if (u->due_us < next) {
+        next = u->due_us;
+      }
+    }
+    if (n == 0) {
+      struct timespec until;
+      int64_t wait_us = next - now;
+      if (wait_us < 1000) wait_us = 1000;
+      clock_gettime(CLOCK_MONOTONIC, &until);
+      until.tv_sec += wait_us / 1000000;
+      until.tv_nsec += (long)(wait_us % 1000000) * 1000;
+      if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait(&h->cv, &h->mu, &until);
+      continue;
+    }
+    pthread_mutex_unlock(&h->mu);
+    for (int i = 0; i < n; i++) poll_user(h, due[i], lows[i]);
+    pthread_mutex_lock(&h->mu);
+  }
+  pthread_mutex_unlock(&h->mu);
+  return NULL;
+}
+
+/* ======================================================================
+ * Streams
+ * ==================================================================== */
+
+static void ws_free(wstream *ws) {
+  free(ws->seen);
+  free(ws);
+}
+
+/* The stream is over (rpc poller thread): unhook it and drop our reference. */
+static void ws_done(void *user, rpc_sstream *s, grpc_status_code code) {
+  wstream *ws = user;
+  watch_hub *h = ws->h;
+  (void)code;
+  pthread_mutex_lock(&h->mu);
+  wuser *u = ws->u;
+  for (wstream **pp = &u->streams; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == ws) {
+      *pp = ws->next;
+      break;
+    }
+  }
+  u->n_streams--;
+  h->n_streams--;
+  if (u->n_streams == 0 && !u->polling) user_unlink_free(h, u);
+  pthread_mutex_unlock(&h->mu);
+  rpc_sstream_release(s);
+  ws_free(ws);
+}
+
+/* Why a new stream is refused by the caps, or NULL. hub->mu held. */
+static const char *over_cap(const watch_hub *h, const wuser *u) {
+  if (h->n_streams >= h->lim.max_streams) return "too many watch streams on this replica";
+  if (u == NULL && h->n_users >= h->lim.max_users) return "too many watched users on this replica";
+  if (u != NULL && u->n_streams >= h->lim.max_streams_per_user)
+    return "too many watch streams for this user";
+  return NULL;
+}
+
+/* Late messages a token's stream had not delivered: at most WATCH_LATE_MAX,
+ * looked for among the WATCH_LATE_SCAN newest of the window (a message is
+ * late because it was in flight while newer ones landed, so it sits near
+ * the token's end). */
+#define WATCH_LATE_MAX 8
+#define WATCH_LATE_SCAN 24
+
+static int sk_cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+/* Chooses k of hs[from..n) summing to want; fills pick. At most
+ * C(24, 8) = 735,471 sums: a few milliseconds, once per resume. */
+static int pick_late(const uint64_t *hs, size_t from, size_t n, int k, uint64_t want,
+                     size_t *pick) {
+  if (k == 0) return want == 0;
+  for (size_t i = from; i + (size_t)k <= n; i++) {
+    pick[0] = i;
+    if (pick_late(hs, i + 1, n, k - 1, want - hs[i], pick + 1)) return 1;
+  }
+  return 0;
+}
+
+/* Which of the n sks in v (visible now in the token's window, sorted here)
+ * the token's stream had delivered: all of them, or all but a few late
+ * ones, identified by the hash sum (a false match needs a 64-bit
+ * collision among at most ~10^6 candidate sums). Returns 0 with the late
+ * indexes (ascending) in late[0..*n_late), or -1 when nothing matches. */
+static int match_window(sk_t *v, size_t n, const watch_pos *p, size_t late[WATCH_LATE_MAX],
+                        size_t *n_late) {
+  qsort(v, n, sizeof *v, sk_cmp);
+  uint64_t sum = 0;
+  for (size_t i = 0; i < n; i++) sum += sk_hash(v[i]);
+  *n_late = 0;
+  if (n < p->count || n - p->count > WATCH_LATE_MAX) return -1;
+  int k = (int)(n - p->count);
+  size_t from = n > WATCH_LATE_SCAN ? n - WATCH_LATE_SCAN : 0;
+  uint64_t hs[WATCH_LATE_SCAN];
+  for (size_t i = from; i < n; i++) hs[i - from] = sk_hash(v[i]);
+  if (!pick_late(hs, 0, n - from, k, sum - p->hash, late)) return -1;
+  for (int i = 0; i < k; i++) late[i] += from;
+  *n_late = (size_t)k;
+  return 0;
+}
+
+/* Re-reads the window of a token. Returns 0 with ws positioned right after
+ * the token's event, 1 when it does not match (yet), 2 when it can never be
+ * honoured (*why says why for both), or -1
+ * when DynamoDB failed (*err). A message that landed in the window after
+ * the token's event (up to WATCH_LATE_MAX of them) is recognised by the
+ * hash and delivered by the first poll. */
+static int resume_once(watch_hub *h, const char *user, const watch_pos *p, int64_t deadline,
+                       wstream *ws, const char **why, aws_error *err) {
+  int64_t t, now = ts_now_us();
+  if (pos_time(p->cur, &t) != 0 || t < now - WATCH_MAX_AGE_US) {
+    *why = "token too old";
+    return 2;
+  }
+  if (p->count >= WATCH_SEEN_MAX) {
+    *why = "too many events in the token's window";
+    return 2;
+  }
+  poll_result r;
+  if (read_moved(h->st, user, p->low, deadline, &r, err) != STORE_OK) return -1;
+  sk_t *v = malloc((WATCH_SEEN_MAX + WATCH_LATE_MAX) * sizeof *v);
+  size_t n = 0;
+  int ok = v != NULL && !r.truncated;
+  for (size_t i = 0; i < r.n && ok; i++) {
+    const cJSON *item;
+    store_msg_view mv;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(r.v[i].msgs, "Items")) {
+      if (store_msg_view_of(item, &mv) != 0 || strcmp(mv.sk, p->cur) > 0) continue;
+      if (n == WATCH_SEEN_MAX + WATCH_LATE_MAX) {
+        ok = 0;
+        break;
+      }
+      snprintf(v[n++], sizeof(sk_t), "%s", mv.sk);
+    }
+  }
+  result_free(&r);
+  size_t late[WATCH_LATE_MAX], n_late = 0;
+  ok = ok && match_window(v, n, p, late, &n_late) == 0;
+  if (ok) {
+    memcpy(ws->start, p->low, sizeof ws->start);
+    memcpy(ws->cur, p->cur, sizeof ws->cur);
+    for (size_t i = 0, j = 0; i < n; i++) {
+      if (j < n_late && late[j] == i) { /* late: the first poll delivers it */
+        j++;
+        continue;
+      }
+      ws_remember(ws, v[i]);
+    }
+  } else {
+    *why = "the position cannot be verified (messages arrived late or too many at once)";
+  }
+  free(v);
+  return ok ? 0 : 1;
+}
+
+/* A mismatch may be a write in flight (a message stored, its row not yet
+ * moved; on dynalite also an index entry being rewritten): look again
+ * shortly before giving up with a resync. */
+static int resume(watch_hub *h, const char *user, const watch_pos *p, int64_t deadline,
+                  wstream *ws, const char **why, aws_error *err) {
+  int rc = 1;
+  for (int attempt = 0; attempt < WATCH_RESUME_TRIES && rc == 1; attempt++) {
+    if (attempt > 0) {
+      if (ts_mono_us() + WATCH_RESUME_PAUSE_US >= deadline) break;
+      struct timespec pause = {0, WATCH_RESUME_PAUSE_US * 1000L};
+      nanosleep(&pause, NULL);
+    }
+    rc = resume_once(h, user, p, deadline, ws, why, err);
+  }
+  if (rc == 0) *why = NULL; /* an earlier attempt's reason no longer holds */
+  return rc > 0 ? 1 : rc;
+}
+
+grpc_status_code watch_start(watch_hub *h, rpc_call *call,
+                             const Cruddur__Messages__V1__WatchEventsRequest *req,
+                             rpc_sstream *s) {
+  const char *user = req->user_uuid != NULL ? req->user_uuid : "";
+  if (!uuid_valid(user))
+    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "user_uuid is not a valid uuid");
+  watch_pos p;
+  int resuming = req->resume_token != NULL && req->resume_token[0] != '\0';
+  if (resuming && watch_token_decode(h->key, user, req->resume_token, &p) != 0)
+    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                         "resume_token is not valid for this service and user");
+  pthread_mutex_lock(&h->mu);
+  const char *full = over_cap(h, user_find(h, user));
+  pthread_mutex_unlock(&h->mu);
+  if (full != NULL) return rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", full);
+
+  wstream *ws = calloc(1, sizeof *ws);
+  if (ws == NULL) return rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  ws->h = h;
+  const char *resync = NULL;
+  if (resuming) {
+    int64_t ms = rpc_call_remaining_ms(call);
+    if (ms > 5000) ms = 5000;
+    aws_error err;
+    int rc = resume(h, user, &p, ts_mono_us() + ms * 1000, ws, &resync, &err);
+    if (rc < 0) {
+      ws_free(ws);
+      log_warn("watch: dynamodb read failed while resuming: %s %s (http %d)",
+               aws_strerror(err.code), err.name, err.http_status);
+      return rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "storage unavailable; retry");
+    }
+    if (rc > 0) { /* from now, after a resync event */
+      ws->n_seen = 0;
+      ws->overflow = 0;
+      ws->cur[0] = '\0';
+    }
+  }
+  if (!resuming || resync != NULL) {
+    if (ts_format_stored(ts_now_us(), ws->start) != 0) {
+      ws_free(ws);
+      return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "clock out of range");
+    }
+    memcpy(ws->cur, ws->start, sizeof ws->start);
+  }
+
+  pthread_mutex_lock(&h->mu);
+  wuser *u = user_find(h, user);
+  full = over_cap(h, u);
+  if (full == NULL && u == NULL) {
+    u = calloc(1, sizeof *u);
+    if (u == NULL) {
+      full = "out of memory";
+    } else {
+      memcpy(u->uuid, user, sizeof u->uuid);
+      u->moved_us = ts_mono_us() - 3600 * 1000000LL; /* quiet: the idle interval */
+      u->next = h->users;
+      h->users = u;
+      h->n_users++;
+    }
+  }
+  if (full != NULL) {
+    pthread_mutex_unlock(&h->mu);
+    ws_free(ws);
+    return rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", full);
+  }
+  ws->u = u;
+  ws->s = rpc_sstream_ref(s);
+  ws->next = u->streams;
+  u->streams = ws;
+  u->n_streams++;
+  h->n_streams++;
+  send_ready(h, ws);
+  if (resync != NULL) send_resync(h, ws, resync);
+  /* A resumed stream may have missed events: look now. A new one starts
+   * from now; the next regular poll is soon enough. */
+  int64_t now = ts_mono_us();
+  if (resuming || u->due_us == 0 || u->due_us > now + interval_us(u, now))
+    u->due_us = resuming ? 0 : now + interval_us(u, now);
+  pthread_cond_signal(&h->cv);
+  rpc_sstream_on_done(s, ws_done, ws);
+  pthread_mutex_unlock(&h->mu);
+  return GRPC_STATUS_OK;
+}
+
+void watch_notify(watch_hub *h, const char *user_uuid) {
+  pthread_mutex_lock(&h->mu);
+  wuser *u = user_find(h, user_uuid);
+  if (u != NULL) {
+    u->due_us = 0;
+    pthread_cond_signal(&h->cv);
+  }
+  pthread_mutex_unlock(&h->mu);
+}
+
+int watch_hub_new(store *st, const token_key *key, const watch_limits *lim, watch_hub **out) {
+  watch_hub *h = calloc(1, sizeof *h);
+  if (h == NULL) return -1;
+  h->st = st;
+  h->key = key;
+  h->lim = *lim;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_cond_init(&h->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (pthread_create(&h->th, NULL, poller_main, h) != 0) {
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h);
+    return -1;
+  }
+  *out = h;
+  return 0;
+}
+
+void watch_hub_free(watch_hub *h) {
+  if (h == NULL) return;
+  pthread_mutex_lock(&h->mu);
+  h->stop = 1;
+  pthread_cond_broadcast(&h->cv);
+  pthread_mutex_unlock(&h->mu);
+  pthread_join(h->th, NULL);
+  while (h->users != NULL) user_unlink_free(h, h->users); /* no streams left */
+  pthread_mutex_destroy(&h->mu);
+  pthread_cond_destroy(&h->cv);
+  free(h);
+}
