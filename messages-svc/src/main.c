@@ -81,6 +81,7 @@ static int serve(void) {
       .max_users = (int)cfg_int("WATCH_MAX_USERS", 10000, 1, 1000000),
       .max_streams = (int)cfg_int("WATCH_MAX_STREAMS", 20000, 1, 1000000),
       .max_streams_per_user = (int)cfg_int("WATCH_MAX_STREAMS_PER_USER", 16, 1, 1024),
+      .pollers = (int)cfg_int("WATCH_POLLERS", 4, 1, WATCH_POLLERS_MAX),
   };
   msgs_svc svc;
   memset(&svc, 0, sizeof svc);

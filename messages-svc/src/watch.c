@@ -23,13 +23,15 @@
  * is new to it. Results go out through rpc_sstream_send (never blocks); a
  * stream whose queue is full is ended with RESOURCE_EXHAUSTED and resumes.
  *
- * Threads: one poller thread does every DynamoDB read of live streams
- * (handlers do the resume check on their worker). hub->mu guards users and
+ * Threads: a few poller threads (WATCH_POLLERS) do every DynamoDB read of
+ * live streams, each taking a batch of due users (a user is polled by one
+ * at a time: wuser.polling); handlers do the resume check on their worker. hub->mu guards users and
  * streams; it is held while sending (rpc_sstream_send takes only the
  * stream's own lock) and never during I/O.
  */
 #define _GNU_SOURCE
 #include "watch.h"
+#include "watch_token.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -51,7 +53,6 @@
 #define WATCH_IDLE_MS 5000                      /* after a minute of quiet */
 #define WATCH_ROWS_LIMIT 100                    /* rows per Query */
 #define WATCH_MSGS_LIMIT 200                    /* messages per Query */
-#define WATCH_SEEN_MAX 512                      /* delivered sks kept per stream */
 #define WATCH_BATCH 64                          /* users polled per poller round */
 #define WATCH_IO_BUDGET_US (5 * 1000000LL)      /* one poll's DynamoDB budget */
 #define WATCH_RESUME_TRIES 4                    /* reads of a token's window */
@@ -91,7 +92,8 @@ struct watch_hub {
   pthread_cond_t cv;
   wuser *users;
   int n_users, n_streams;
-  pthread_t th;
+  pthread_t th[WATCH_POLLERS_MAX];
+  int n_th;
   int stop;
 };
 
@@ -99,67 +101,11 @@ struct watch_hub {
  * Positions and tokens
  * ==================================================================== */
 
-static uint64_t sk_hash(const char *sk) {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
-  for (const unsigned char *p = (const unsigned char *)sk; *p; p++) {
-    h ^= *p;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-/* The time part of a position (sk or bare ts27). */
-static int pos_time(const char *s, int64_t *us) {
-  char t[28];
-  if (strlen(s) < 27) return -1;
-  memcpy(t, s, 27);
-  t[27] = '\0';
-  return ts_parse_stored(t, us);
-}
-
-int watch_token_encode(const token_key *k, const char *user, const watch_pos *p,
-                       char out[TOKEN_MAX + 1]) {
-  token_pos tp;
-  memset(&tp, 0, sizeof tp);
-  snprintf(tp.sk, sizeof tp.sk, "%s", p->cur);
-  snprintf(tp.last_sk, sizeof tp.last_sk, "%s~%016" PRIx64 "~%u", p->low, p->hash, p->count);
-  char pk[KEYS_PK_MAX + 1];
-  keys_pk("GRP#", user, pk);
-  return token_encode(k, TOKEN_WATCH, user, pk, &tp, out);
-}
-
-int watch_token_decode(const token_key *k, const char *user, const char *tok, watch_pos *p) {
-  char pk[KEYS_PK_MAX + 1];
-  keys_pk("GRP#", user, pk);
-  token_pos tp;
-  if (token_decode(k, tok, TOKEN_WATCH, user, pk, &tp) != 0) return -1;
-  /* Our own payload (the MAC matched); checked anyway. */
-  watch_pos w;
-  memset(&w, 0, sizeof w);
-  int64_t t;
-  const char *a = tp.last_sk, *b = strchr(a, '~');
-  if (b == NULL || b - a != 27) return -1;
-  memcpy(w.low, a, 27);
-  if (ts_parse_stored(w.low, &t) != 0) return -1;
-  char *end = NULL;
-  errno = 0;
-  w.hash = strtoull(b + 1, &end, 16);
-  if (errno != 0 || end != b + 17 || *end != '~') return -1;
-  unsigned long n = strtoul(end + 1, &end, 10);
-  if (*end != '\0' || n > WATCH_SEEN_MAX) return -1;
-  w.count = (unsigned)n;
-  if (strlen(tp.sk) > KEYS_MSG_SK_LEN || pos_time(tp.sk, &t) != 0) return -1;
-  memcpy(w.cur, tp.sk, strlen(tp.sk) + 1);
-  if (strcmp(w.cur, w.low) < 0) return -1;
-  *p = w;
-  return 0;
-}
-
 /* low = max(start, ts27(time(cur) - window)). */
 static void ws_low(const wstream *ws, char out[28]) {
   int64_t t = 0;
   char w[28];
-  if (pos_time(ws->cur, &t) == 0 && ts_format_stored(t - WATCH_WINDOW_US, w) == 0 &&
+  if (watch_pos_time(ws->cur, &t) == 0 && ts_format_stored(t - WATCH_WINDOW_US, w) == 0 &&
       strcmp(w, ws->start) > 0)
     memcpy(out, w, 28);
   else
@@ -170,7 +116,7 @@ static void ws_pos(const wstream *ws, watch_pos *p) {
   memset(p, 0, sizeof *p);
   memcpy(p->cur, ws->cur, sizeof p->cur);
   ws_low(ws, p->low);
-  for (size_t i = 0; i < ws->n_seen; i++) p->hash += sk_hash(ws->seen[i]);
+  for (size_t i = 0; i < ws->n_seen; i++) p->hash += watch_sk_hash(ws->seen[i]);
   /* An overflowed window cannot be checked: a count no real window has. */
   p->count = ws->overflow ? WATCH_SEEN_MAX : (unsigned)ws->n_seen;
   if (ws->overflow) p->hash ^= 1;
@@ -410,8 +356,8 @@ static void send_group(watch_hub *h, wstream *ws, const moved *m, const store_ms
 
 /* Delivers what is new to ws among the merged messages c of r: each
  * message not yet delivered, and after a conversation's last message in
- * this poll, the conversation as a list item showing the newest message
- * sent. top (r->n entries, scratch) is per row. hub->mu held. Returns 1
+ * this poll, the conversation as a list item showing its newest message
+ * (never a late older one). top (r->n entries, scratch) is per row. hub->mu held. Returns 1
  * when it sent any. */
 static int deliver(watch_hub *h, wstream *ws, const poll_result *r, const cand *c, size_t n,
                    const store_msg_view **top) {
@@ -427,7 +373,12 @@ static int deliver(watch_hub *h, wstream *ws, const poll_result *r, const cand *
       top[row] = &c[i].v;
       any = 1;
     }
-    if (c[i].last_of_row && top[row] != NULL && !ws->dead) send_group(h, ws, c[i].m, top[row]);
+    if (c[i].last_of_row && top[row] != NULL && !ws->dead) {
+      /* c[i] is the row's newest message here; when this stream has it
+       * (now or before), it is what the list shows, not a late older one. */
+      const store_msg_view *latest = ws_seen(ws, c[i].v.sk) ? &c[i].v : top[row];
+      send_group(h, ws, c[i].m, latest);
+    }
   }
   return any;
 }
@@ -537,6 +488,8 @@ static void *poller_main(void *arg) {
       pthread_cond_timedwait(&h->cv, &h->mu, &until);
       continue;
     }
+    /* More due than one batch: wake another poller for the rest. */
+    if (n == WATCH_BATCH) pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
     for (int i = 0; i < n; i++) poll_user(h, due[i], lows[i]);
     pthread_mutex_lock(&h->mu);
@@ -614,13 +567,13 @@ static int match_window(sk_t *v, size_t n, const watch_pos *p, size_t late[WATCH
                         size_t *n_late) {
   qsort(v, n, sizeof *v, sk_cmp);
   uint64_t sum = 0;
-  for (size_t i = 0; i < n; i++) sum += sk_hash(v[i]);
+  for (size_t i = 0; i < n; i++) sum += watch_sk_hash(v[i]);
   *n_late = 0;
   if (n < p->count || n - p->count > WATCH_LATE_MAX) return -1;
   int k = (int)(n - p->count);
   size_t from = n > WATCH_LATE_SCAN ? n - WATCH_LATE_SCAN : 0;
   uint64_t hs[WATCH_LATE_SCAN];
-  for (size_t i = from; i < n; i++) hs[i - from] = sk_hash(v[i]);
+  for (size_t i = from; i < n; i++) hs[i - from] = watch_sk_hash(v[i]);
   if (!pick_late(hs, 0, n - from, k, sum - p->hash, late)) return -1;
   for (int i = 0; i < k; i++) late[i] += from;
   *n_late = (size_t)k;
@@ -636,7 +589,7 @@ static int match_window(sk_t *v, size_t n, const watch_pos *p, size_t late[WATCH
 static int resume_once(watch_hub *h, const char *user, const watch_pos *p, int64_t deadline,
                        wstream *ws, const char **why, aws_error *err) {
   int64_t t, now = ts_now_us();
-  if (pos_time(p->cur, &t) != 0 || t < now - WATCH_MAX_AGE_US) {
+  if (watch_pos_time(p->cur, &t) != 0 || t < now - WATCH_MAX_AGE_US) {
     *why = "token too old";
     return 2;
   }
@@ -753,7 +706,9 @@ grpc_status_code watch_start(watch_hub *h, rpc_call *call,
       full = "out of memory";
     } else {
       memcpy(u->uuid, user, sizeof u->uuid);
-      u->moved_us = ts_mono_us() - 3600 * 1000000LL; /* quiet: the idle interval */
+      /* A user who just opened the app is about to talk: the busy interval
+       * first, growing to the idle one after a minute of quiet. */
+      u->moved_us = ts_mono_us();
       u->next = h->users;
       h->users = u;
       h->n_users++;
@@ -805,7 +760,11 @@ int watch_hub_new(store *st, const token_key *key, const watch_limits *lim, watc
   pthread_mutex_init(&h->mu, NULL);
   pthread_cond_init(&h->cv, &ca);
   pthread_condattr_destroy(&ca);
-  if (pthread_create(&h->th, NULL, poller_main, h) != 0) {
+  int want = lim->pollers < 1 ? 1 : lim->pollers > WATCH_POLLERS_MAX ? WATCH_POLLERS_MAX
+                                                                     : lim->pollers;
+  for (; h->n_th < want; h->n_th++)
+    if (pthread_create(&h->th[h->n_th], NULL, poller_main, h) != 0) break;
+  if (h->n_th == 0) {
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     free(h);
@@ -821,7 +780,7 @@ void watch_hub_free(watch_hub *h) {
   h->stop = 1;
   pthread_cond_broadcast(&h->cv);
   pthread_mutex_unlock(&h->mu);
-  pthread_join(h->th, NULL);
+  for (int i = 0; i < h->n_th; i++) pthread_join(h->th[i], NULL);
   while (h->users != NULL) user_unlink_free(h, h->users); /* no streams left */
   pthread_mutex_destroy(&h->mu);
   pthread_cond_destroy(&h->cv);

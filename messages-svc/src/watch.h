@@ -1,7 +1,7 @@
 /* watch.h - WatchEvents: live events of a user, built on Queries.
  *
  * A hub per process holds the watched users; each watched user holds the
- * open streams of that user on this replica. One poller thread re-reads,
+ * open streams of that user on this replica. A few poller threads re-read,
  * per watched user, the group rows that moved (one consistent LSI Query,
  * shared by all the user's streams) and fetches the new messages of those
  * groups; a post on this replica wakes the poller for both participants at
@@ -17,6 +17,7 @@
 #include "cruddur/rpc.h"
 #include "store.h"
 #include "token.h"
+#include "watch_token.h"
 
 typedef struct watch_hub watch_hub;
 
@@ -24,13 +25,16 @@ typedef struct watch_limits {
   int max_users;            /* watched users per replica */
   int max_streams;          /* open WatchEvents streams per replica */
   int max_streams_per_user; /* per watched user */
+  int pollers;              /* poller threads (1..WATCH_POLLERS_MAX) */
 } watch_limits;
 
-/* Creates the hub and starts its poller. `st` and `key` are references that
+#define WATCH_POLLERS_MAX 32
+
+/* Creates the hub and starts its pollers. `st` and `key` are references that
  * must outlive the hub. Returns 0 and sets *out, or -1 (nothing allocated). */
 int watch_hub_new(store *st, const token_key *key, const watch_limits *lim, watch_hub **out);
 
-/* Stops the poller and frees the hub. Call after the rpc server drained
+/* Stops the pollers and frees the hub. Call after the rpc server drained
  * (every stream ended and released). NULL is a no-op. */
 void watch_hub_free(watch_hub *h);
 
@@ -46,20 +50,5 @@ grpc_status_code watch_start(watch_hub *h, rpc_call *call,
 
 /* Sets t (initialised) to `us` microseconds since the epoch. */
 void watch_pb_time(Google__Protobuf__Timestamp *t, int64_t us);
-
-/* Resume token position: what a token says about a stream. Exposed for the
- * unit test and the fuzz harness. */
-typedef struct watch_pos {
-  char cur[KEYS_MSG_SK_LEN + 1]; /* highest sk delivered (or the start time) */
-  char low[28];                  /* ts27: the window's lower bound */
-  uint64_t hash;                 /* sum of hash(sk) of the sks delivered above low */
-  unsigned count;                /* how many */
-} watch_pos;
-
-/* Token <-> position for `user`. encode: 0 or -1. decode: 0, or -1 when the
- * token is malformed, forged, or another user's. */
-int watch_token_encode(const token_key *k, const char *user, const watch_pos *p,
-                       char out[TOKEN_MAX + 1]);
-int watch_token_decode(const token_key *k, const char *user, const char *tok, watch_pos *p);
 
 #endif

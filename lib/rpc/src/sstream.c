@@ -127,6 +127,16 @@ static void end_locked(rpc_sstream *s, grpc_status_code code, const char *msg) {
 static void sstream_free(rpc_sstream *s) {
   rpc_server *srv = s->srv;
   rpc_call *c = s->c;
+  /* Out of the list first: rpc__sstreams_end_all locks the streams it
+   * finds there (holding srv->mu), so none may be torn down while listed. */
+  pthread_mutex_lock(&srv->mu);
+  if (s->prev != NULL)
+    s->prev->next = s->next;
+  else
+    srv->streams = s->next;
+  if (s->next != NULL) s->next->prev = s->prev;
+  pthread_mutex_unlock(&srv->mu);
+
   c->status = s->final_code;
   c->cancelled = 0; /* final_code already says how it ended */
   rpc__call_log(c);
@@ -137,16 +147,12 @@ static void sstream_free(rpc_sstream *s) {
   pthread_mutex_destroy(&s->mu);
   rpc__call_free(c);
 
+  free(s);
+  /* Counted until everything is released: the drain waits for this. */
   pthread_mutex_lock(&srv->mu);
-  if (s->prev != NULL)
-    s->prev->next = s->next;
-  else
-    srv->streams = s->next;
-  if (s->next != NULL) s->next->prev = s->prev;
   srv->n_streams--;
   pthread_cond_broadcast(&srv->state_cv);
   pthread_mutex_unlock(&srv->mu);
-  free(s);
 }
 
 /* Drops one reference; frees on the last. Called with s->mu held; returns
@@ -346,6 +352,12 @@ void rpc__sstream_run(rpc_call *c) {
    * now; give the memory back so an idle stream stays small. */
   c->status_msg = NULL;
   arena_free(&c->arena);
+  if (c->recv_buf != NULL) {
+    grpc_byte_buffer_destroy(c->recv_buf);
+    c->recv_buf = NULL;
+  }
+  grpc_metadata_array_destroy(&c->recv_md); /* request_id was copied out */
+  grpc_metadata_array_init(&c->recv_md);
   maybe_done_locked(s);
   if (--s->holders == 0) end_locked(s, GRPC_STATUS_OK, NULL);
   unref_unlock(s);

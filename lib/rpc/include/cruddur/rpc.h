@@ -7,10 +7,13 @@
  * encodes responses, keeps a generic call armed so unknown methods answer
  * UNIMPLEMENTED at once, serves grpc.health.v1.Health and server reflection
  * (v1 and v1alpha) from the embedded descriptor set, logs one JSON line per
- * RPC, and drains in-flight calls on SIGTERM/SIGINT.
+ * RPC, and drains in-flight calls on SIGTERM/SIGINT. Server-streaming
+ * methods have stream handlers (rpc_sstream, below); grpc.health.v1
+ * Health/Watch is one.
  *
  * Threads: one thread drains the completion queue and never blocks; handlers
- * run on the worker pool and may block (database, HTTP).
+ * run on the worker pool and may block (database, HTTP). An open stream
+ * holds no thread between its messages.
  */
 #ifndef CRUDDUR_RPC_H
 #define CRUDDUR_RPC_H

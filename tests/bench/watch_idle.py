@@ -1,0 +1,80 @@
+"""messages-svc with N idle WatchEvents streams: threads, RSS and DynamoDB
+requests per second per idle watched user.
+
+Run: CRUDDUR_BUILD_DIR=build/rel CRUDDUR_SOURCE_DIR=. /usr/bin/python3 tests/bench/watch_idle.py [N]
+One stream per user (N watched users); the streams are opened, each reads its
+`ready`, then nothing moves. Figures are read from /proc of the service and
+from its shutdown line `dynamodb stats: requests=...`.
+"""
+import os
+import re
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "stack"))
+from stack import Stack, stubs  # noqa: E402
+
+import grpc  # noqa: E402
+
+
+def proc_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "RssAnon", "Threads"):
+                out[k] = int(v.split()[0])
+    return out
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
+    quiet_s = float(os.environ.get("QUIET_S", "70"))
+    with Stack() as s:
+        s.dynalite()
+        s.messages_svc(schema=True, env={"WATCH_MAX_USERS": str(n + 10),
+                                         "WATCH_MAX_STREAMS": str(n + 10)})
+        pid = s.procs["messages-svc"].pid
+        ch = grpc.insecure_channel(s.messages_addr)
+        stub = stubs.messages_pb2_grpc.MessagesServiceStub(ch)
+        pb = stubs.messages_pb2
+        time.sleep(1)
+        before = proc_status(pid)
+        calls = []
+        t0 = time.time()
+        # In batches: the worker queue (1024 calls) answers RESOURCE_EXHAUSTED
+        # to a burst beyond it, as it should.
+        while len(calls) < n:
+            batch = [stub.WatchEvents(pb.WatchEventsRequest(user_uuid=str(uuid.uuid4())),
+                                      timeout=3600) for _ in range(min(500, n - len(calls)))]
+            for it in batch:
+                assert next(it).WhichOneof("event") == "ready"
+            calls += batch
+        opened = time.time() - t0
+        time.sleep(2)
+        after = proc_status(pid)
+        print("streams %d opened in %.1f s" % (n, opened))
+        print("threads %d -> %d (+%d)" % (before["Threads"], after["Threads"],
+                                          after["Threads"] - before["Threads"]))
+        print("RSS %d -> %d KiB (+%.1f MiB); RssAnon +%.1f MiB" % (
+            before["VmRSS"], after["VmRSS"], (after["VmRSS"] - before["VmRSS"]) / 1024.0,
+            (after["RssAnon"] - before["RssAnon"]) / 1024.0))
+        # Idle cost: the service logs its DynamoDB request count at exit.
+        time.sleep(quiet_s)
+        for it in calls:
+            it.cancel()
+        ch.close()
+        code = s.terminate("messages-svc")
+        total_s = time.time() - t0
+        with open(s.log_path("messages-svc")) as f:
+            m = re.findall(r"dynamodb stats: requests=(\d+)", f.read())
+        reqs = int(m[-1]) if m else -1
+        # A new watched user starts at the busy interval (1 s), reaching the
+        # idle one (5 s) after a minute of quiet: QUIET_S >= 70 measures mostly idle.
+        print("exit %s; dynamodb requests %d over %.0f s with %d watched users: %.3f per user per s" % (
+                  code, reqs, total_s, n, reqs / total_s / n if reqs > 0 else -1))
+
+
+if __name__ == "__main__":
+    main()
