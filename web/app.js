@@ -3,6 +3,7 @@
 
 import { currentSession, endSession, onSessionEnd } from './auth.js';
 import { announce } from './dom.js';
+import { startLive, stopLive } from './live.js';
 import { groupPage, groupsPage, newPage, notFoundPage, refreshTimes, signinPage } from './pages.js';
 
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
@@ -59,6 +60,7 @@ function render() {
     navigate,
   };
   notice = '';
+  if (session) startLive(); // one event stream per tab while signed in
   (route ? route.page : notFoundPage)(main, ctx);
 
   // Focus: the page's chosen field, else its heading, so keyboard and screen
@@ -70,6 +72,7 @@ function render() {
 }
 
 onSessionEnd((reason) => {
+  stopLive();
   if (reason === 'signout') {
     notice = 'You have signed out.';
     sessionStorage.removeItem('cruddur.next');

@@ -7,6 +7,7 @@ import { h, announce } from './dom.js';
 import { signIn, currentSession } from './auth.js';
 import { ApiError, errorText, listGroups, listMessages, sendMessage, userShort } from './api.js';
 import { parseApiTime, relativeLabel, fullLabel } from './time.js';
+import { live } from './live.js';
 
 export const MAX_CHARS = 1024;
 
@@ -128,6 +129,13 @@ function frame(main, { activeUuid = null, pinned = null } = {}) {
   return { list, status, content, activeUuid };
 }
 
+/** Keeps the list live: a changed conversation moves to the top with its new
+ * preview; a resync reloads the list. Unsubscribes when the page goes. */
+function liveGroups(f, signal) {
+  live.addEventListener('message_group', (e) => bumpGroup(f, e.detail), { signal });
+  live.addEventListener('resync', () => fillGroups(f, signal).catch(() => {}), { signal });
+}
+
 async function fillGroups(f, signal) {
   try {
     const groups = await listGroups(signal);
@@ -144,9 +152,15 @@ async function fillGroups(f, signal) {
   }
 }
 
-/** After a send: the group moves to the top with the new preview. */
+/** After a send or a live event: the group moves to the top with the new
+ * preview (unless the list already shows something newer for it). */
 function bumpGroup(f, g) {
-  f.list.querySelector(`li[data-group="${CSS.escape(g.uuid)}"]`)?.remove();
+  if (!g || typeof g.uuid !== 'string') return;
+  const old = f.list.querySelector(`li[data-group="${CSS.escape(g.uuid)}"]`);
+  const oldTs = Number(old?.querySelector('time')?.dataset.ts);
+  const ts = parseApiTime(g.created_at)?.getTime();
+  if (old && oldTs > ts) return; // a late copy of an older change
+  old?.remove();
   f.list.prepend(groupItem(g, g.uuid === f.activeUuid));
   f.status.hidden = true;
 }
@@ -158,6 +172,7 @@ export function groupsPage(main, ctx) {
   const f = frame(main);
   f.content.append(h('h1', { id: 'page-h', tabindex: '-1' }, 'Messages'),
     h('p', { class: 'muted' }, 'Choose a conversation to read it and reply.'));
+  liveGroups(f, ctx.signal);
   fillGroups(f, ctx.signal).catch(() => {});
 }
 
@@ -302,11 +317,39 @@ export function groupPage(main, ctx) {
     document.title = `${person.display_name} · Cruddur`;
   };
 
+  liveGroups(f, ctx.signal);
   fillGroups(f, ctx.signal).then((groups) => setTitle(groups.find((g) => g.uuid === uuid)))
     .catch(() => {});
 
+  // Live: a message of this conversation is appended (once: the feed skips
+  // uuids it shows, so our own send coming back as an event is not doubled);
+  // after a resync the newest page is merged in.
+  const atEnd = () => fd.box.scrollHeight - fd.box.scrollTop - fd.box.clientHeight < 40;
+  let early = []; // live messages that came before the first page: appended after it
+  live.addEventListener('message', (e) => {
+    const m = e.detail;
+    if (!m || m.message_group_uuid?.toLowerCase() !== uuid) return;
+    if (early) {
+      early.push(m);
+      return;
+    }
+    const follow = atEnd();
+    if (appendMessages(fd, [m], me) === 0) return;
+    if (follow) scrollToEnd(fd);
+    if (!me || m.handle?.toLowerCase() !== me.toLowerCase()) {
+      setTitle({ display_name: m.display_name, handle: m.handle });
+      announce(`New message from ${m.display_name}.`);
+    }
+  }, { signal: ctx.signal });
+  live.addEventListener('resync', () => {
+    listMessages(uuid, { signal: ctx.signal })
+      .then(({ items }) => { if (appendMessages(fd, items, me) > 0) scrollToEnd(fd); })
+      .catch(() => {});
+  }, { signal: ctx.signal });
+
   listMessages(uuid, { signal: ctx.signal }).then(({ items, next: n }) => {
-    appendMessages(fd, items, me);
+    appendMessages(fd, [...items, ...early], me);
+    early = null;
     fd.status.textContent = 'No messages yet.';
     fd.status.hidden = fd.seen.size > 0;
     next = n;
@@ -387,6 +430,7 @@ export function newPage(main, ctx) {
     fd.status.textContent = e instanceof ApiError && e.status === 404
       ? `There is no user @${handle}.` : errorText(e);
   });
+  liveGroups(f, ctx.signal);
   fillGroups(f, ctx.signal).catch(() => {});
 }
 

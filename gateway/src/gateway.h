@@ -23,6 +23,7 @@
 #include "ratelimit.h"
 #include "route.h"
 #include "server.h"
+#include "sse.h"
 #include "ucache.h"
 #include "wire.h"
 
@@ -57,6 +58,7 @@ typedef struct gw_app {
   static_site *site;     /* owned; the web client (GATEWAY_STATIC_DIR), or NULL */
   gw_ucache *ucache;     /* owned; Cognito sub -> user */
   gw_ucache *hcache;     /* owned; lower-case handle -> user (the public card) */
+  gw_sse *sse;           /* owned; GET /api/events streams (sse.c) */
   gw_cors cors;
   gw_rl *limits[GW_LIMIT_COUNT]; /* owned; NULL: that limit is off */
   gw_cidrs trusted_proxies;      /* X-Forwarded-For is believed from these (GATEWAY_TRUSTED_PROXIES) */

@@ -310,6 +310,7 @@ static gw_result h_metrics(gw_req *r, gw_http *c) {
     x.limit_entries[l] = gw_rl_size(r->app->limits[l]);
     x.limit_evictions[l] = gw_rl_evictions(r->app->limits[l]);
   }
+  x.sse_streams = (uint64_t)gw_sse_open_count(r->app->sse);
   char *body = gw_metrics_render(&x);
   if (body == NULL) return gw_reply_error(r, c, 503, GW_E_INTERNAL);
   return gw_reply(r, c, 200, body, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);
@@ -323,6 +324,11 @@ static gw_result h_openapi(gw_req *r, gw_http *c) {
   return gw_reply(r, c, 200, body, JSON, NULL, 0);
 }
 
+/* GET /api/events: server-sent events (sse.c). */
+static gw_result h_events(gw_req *r, gw_http *c) {
+  return gw_sse_open(r->app->sse, r, c) ? GW_YES : GW_NO;
+}
+
 const gw_handler gw_handlers[GW_R_COUNT] = {
     [GW_R_GROUPS] = h_groups,
     [GW_R_MESSAGES_LIST] = h_messages_list,
@@ -332,4 +338,5 @@ const gw_handler gw_handlers[GW_R_COUNT] = {
     [GW_R_READYZ] = h_readyz,
     [GW_R_METRICS] = h_metrics,
     [GW_R_OPENAPI] = h_openapi,
+    [GW_R_EVENTS] = h_events,
 };

@@ -146,6 +146,9 @@ int main(int argc, char **argv) {
   long leeway = cfg_int("GATEWAY_TOKEN_LEEWAY_S", 30, 0, AUTH_LEEWAY_MAX_S);
   /* How long a key removed from the JWKS can stay trusted (plus one fetch). */
   long jwks_refresh = cfg_int("GATEWAY_JWKS_REFRESH_S", AUTH_JWKS_REFRESH_S, 1, 86400);
+  long sse_max = cfg_int("GATEWAY_SSE_MAX_STREAMS", 10000, 1, 1000000);
+  long sse_per_user = cfg_int("GATEWAY_SSE_MAX_STREAMS_PER_USER", 8, 1, 1000);
+  long sse_keepalive = cfg_int("GATEWAY_SSE_KEEPALIVE_S", 15, 1, 3600);
 
   struct sockaddr_storage ss;
   int v6 = 0;
@@ -235,6 +238,13 @@ int main(int argc, char **argv) {
   }
 #endif
 
+  gw_sse_config ecfg = {app.messages, sse_max, sse_per_user, (int64_t)sse_keepalive * 1000000,
+                        rpc_timeout};
+  if (gw_sse_start(&ecfg, &app.sse) != 0) {
+    fprintf(stderr, "gateway: cannot start the event-stream loop\n");
+    return 1;
+  }
+
   gw_srv_config scfg = {.addr = ss,
                         .addr_len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
                         .workers = workers,
@@ -256,10 +266,12 @@ int main(int argc, char **argv) {
   int sig = sig_wait_stop(); /* later ones are logged and ignored */
   log_info("signal %d: draining", sig);
   gw_srv_quiesce(srv);
+  gw_sse_quiesce(app.sse); /* event streams end now: clients reconnect elsewhere */
   /* In-flight requests get GATEWAY_DRAIN_MS; then their sockets are shut
    * down, and their threads get one more upstream deadline to notice. */
   int64_t until = ts_mono_us() + drain_ms * 1000;
-  if (gw_srv_stop(srv, until, (int64_t)rpc_timeout * 1000 + 1000000) != 0) {
+  if (gw_srv_stop(srv, until, (int64_t)rpc_timeout * 1000 + 1000000) != 0 ||
+      gw_sse_stop(app.sse, ts_mono_us() + (int64_t)rpc_timeout * 1000 + 1000000) != 0) {
     /* Threads still hold the app: leave it all to the exit. */
     log_warn("stopped with connections unfinished after %ld ms", drain_ms);
     sig_watch_end();

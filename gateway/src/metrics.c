@@ -254,6 +254,11 @@ char *gw_metrics_render(const gw_metrics_extra *x) {
             (unsigned long long)x->token_cache_entries, (unsigned long long)x->jwks_fetches,
             (unsigned long long)x->jwks_failures, (unsigned long long)x->auth_rejected,
             (unsigned long long)x->in_flight);
+    bprintf(&b,
+            "# HELP gateway_sse_streams Open GET /api/events streams (handshakes included).\n"
+            "# TYPE gateway_sse_streams gauge\n"
+            "gateway_sse_streams %llu\n",
+            (unsigned long long)x->sse_streams);
   }
   render_limits(&b, x);
   if (b.failed) {

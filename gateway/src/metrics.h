@@ -49,6 +49,7 @@ typedef struct gw_metrics_extra {
   uint64_t token_cache_hits, token_cache_misses, jwks_fetches, jwks_failures, auth_rejected;
   uint64_t token_cache_entries, user_cache_entries, handle_cache_entries, in_flight;
   uint64_t limit_entries[GW_LIMIT_COUNT], limit_evictions[GW_LIMIT_COUNT];
+  uint64_t sse_streams; /* open event streams (sse.c) */
 } gw_metrics_extra;
 
 /* Renders the Prometheus text format (version 0.0.4). Returns a malloc'd

@@ -15,6 +15,7 @@ static const gw_route routes[GW_R_COUNT] = {
     {GW_R_READYZ, "GET", "/readyz", "/readyz", 0},
     {GW_R_METRICS, "GET", "/metrics", "/metrics", 0},
     {GW_R_OPENAPI, "GET", "/openapi.json", "/openapi.json", 0},
+    {GW_R_EVENTS, "GET", "/api/events", "/api/events", 1},
 };
 
 const gw_route *gw_route_table(void) {

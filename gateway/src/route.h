@@ -20,6 +20,7 @@ typedef enum {
   GW_R_READYZ,          /* GET  /readyz */
   GW_R_METRICS,         /* GET  /metrics */
   GW_R_OPENAPI,         /* GET  /openapi.json */
+  GW_R_EVENTS,          /* GET  /api/events (server-sent events, sse.c) */
   GW_R_COUNT,
   GW_R_NONE = GW_R_COUNT, /* unmatched path (metrics label "unmatched") */
   GW_R_STATIC             /* a file of the web client (metrics label "static") */

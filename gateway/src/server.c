@@ -81,6 +81,8 @@ struct gw_http {
   const char *body;
   size_t body_len;
   char *owned;
+  gw_http_adopt_fn adopt; /* set by gw_http_stream: the answer is a stream's head */
+  void *adopt_arg;
 };
 
 struct gw_srv {
@@ -170,6 +172,13 @@ fail:
   return 0;
 }
 
+int gw_http_stream(gw_http *c, gw_http_adopt_fn adopt, void *arg) {
+  if (!c->has_resp) return 0;
+  c->adopt = adopt;
+  c->adopt_arg = arg;
+  return 1;
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 enum { RD_EOF = 0, RD_ERR = -1, RD_IDLE = -2, RD_DEADLINE = -3, RD_DRAIN = -4 };
@@ -244,7 +253,8 @@ static int srv_write_all(int fd, struct iovec *iov, int n) {
 /* Sends the response set for the request. Returns 1 when all of it went. */
 static int srv_send(gw_http *c, int close_after) {
   char tail[96];
-  int with_len = c->status != 204 && c->status != 304;
+  int streamed = c->adopt != NULL; /* ends with the connection: no length */
+  int with_len = !streamed && c->status != 204 && c->status != 304;
   size_t k = 0;
   if (close_after)
     k += (size_t)snprintf(tail + k, sizeof tail - k, "Connection: close\r\n");
@@ -259,7 +269,7 @@ static int srv_send(gw_http *c, int close_after) {
                          {tail, k},
                          {(void *)c->body, c->body_len}};
   int n = 3;
-  if (with_len && c->body_len > 0 && strcmp(c->h1.method, "HEAD") != 0) n = 4;
+  if ((with_len || streamed) && c->body_len > 0 && strcmp(c->h1.method, "HEAD") != 0) n = 4;
   int ok = srv_write_all(c->fd, iov, n) == 0;
   free(c->owned);
   c->owned = NULL;
@@ -330,9 +340,21 @@ static void srv_refuse(gw_http *c, gw_req *r, int status, const char *code) {
   if (sent) srv_linger(c);
 }
 
-/* Serves requests on c until it closes. */
 /* What srv_serve leaves to its caller. */
 enum { SRV_DONE = 0, SRV_PARK };
+
+/* Sends a stream's head and hands the socket to its adopter (gw_http_stream).
+ * The fd leaves c under mu, so gw_srv_stop no longer shuts it down. */
+static void srv_hand_over(gw_http *c, gw_req *r) {
+  int sent = srv_send(c, 1);
+  gw_req_done(r, sent);
+  pthread_mutex_lock(&c->srv->mu);
+  int fd = c->fd;
+  c->fd = -1;
+  pthread_mutex_unlock(&c->srv->mu);
+  if (!sent) close(fd);
+  c->adopt(c->adopt_arg, sent ? fd : -1);
+}
 
 /* Serves requests on c until it is to be closed (SRV_DONE) or, in pool
  * mode, until it is idle between requests with nothing buffered (SRV_PARK):
@@ -355,6 +377,7 @@ static int srv_serve(gw_http *c) {
     int64_t last_rx = t0;
     gw_h1_begin(&c->h1);
     c->has_resp = 0;
+    c->adopt = NULL;
     c->path = NULL;
     c->query = NULL;
     c->query_len = 0;
@@ -436,6 +459,10 @@ static int srv_serve(gw_http *c) {
       gw_req_done(r, 0);
       return SRV_DONE;
     }
+    if (c->adopt != NULL) {
+      srv_hand_over(c, r);
+      return SRV_DONE;
+    }
     int close_after = unread || !c->h1.keep_alive || atomic_load(&s->stopping);
     int sent = srv_send(c, close_after);
     gw_req_done(r, sent);
@@ -468,7 +495,7 @@ static void srv_close(gw_http *c) {
   else
     s->conns = c->next;
   if (c->next != NULL) c->next->prev = c->prev;
-  close(c->fd); /* under mu: gw_srv_stop may shutdown() it meanwhile */
+  if (c->fd >= 0) close(c->fd); /* under mu: gw_srv_stop may shutdown() it meanwhile; -1: handed over */
   s->n_conns--;
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);

@@ -90,4 +90,19 @@ int gw_http_arg(const gw_http *c, const char *name, const char **val, size_t *le
 int gw_http_respond(gw_http *c, int status, const gw_hdr *hdrs, size_t n, const char *body,
                     size_t len, char *owned);
 
+/* ---- streamed answers (server-sent events) ------------------------------ */
+
+/* Takes over the socket of a streamed answer: fd >= 0 is now the callee's
+ * to close; fd == -1 means the answer could not be sent (nothing to close). */
+typedef void (*gw_http_adopt_fn)(void *arg, int fd);
+
+/* Turns the response just set with gw_http_respond into the head of a
+ * stream: it goes out without Content-Length and with Connection: close
+ * (the body set is the stream's first bytes), then the connection's socket
+ * is handed to adopt(arg, fd) and the connection ends here without closing
+ * it (it no longer counts against GATEWAY_MAX_CONNECTIONS). Returns 1 when
+ * a response is set: adopt is then called exactly once, on this thread,
+ * after the handler returned; 0 (no response set) when it will not be. */
+int gw_http_stream(gw_http *c, gw_http_adopt_fn adopt, void *arg);
+
 #endif

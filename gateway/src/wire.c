@@ -279,6 +279,13 @@ char *gw_json_groups(const Cruddur__Messages__V1__ListMessageGroupsResponse *r) 
   return finish(&w);
 }
 
+char *gw_json_group(const Cruddur__Messages__V1__MessageGroup *g) {
+  dbuf b = DBUF_INIT(GW_JSON_MAX);
+  jw w = {&b, false};
+  put_item(&w, g->message_group_uuid, g->other, g->last_message, g->last_message_at);
+  return finish(&w);
+}
+
 char *gw_json_messages(const Cruddur__Messages__V1__ListMessagesResponse *r) {
   dbuf b = DBUF_INIT(GW_JSON_MAX);
   jw w = {&b, false};

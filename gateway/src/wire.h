@@ -103,6 +103,8 @@ int gw_user_from_pb(const Cruddur__Users__V1__User *u, gw_user *out);
 /* ---- response JSON (malloc'd strings, caller frees; NULL on OOM) --------- */
 
 char *gw_json_groups(const Cruddur__Messages__V1__ListMessageGroupsResponse *r);
+/* One item of gw_json_groups (the server-sent `message_group` event). */
+char *gw_json_group(const Cruddur__Messages__V1__MessageGroup *g);
 char *gw_json_messages(const Cruddur__Messages__V1__ListMessagesResponse *r);
 char *gw_json_created(const Cruddur__Messages__V1__Message *m);
 char *gw_json_user_short(const Cruddur__Users__V1__User *u);

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { assert, checker, until as untilTrue } from './checks.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.E2E_BASE_URL || '').replace(/\/$/, '');
@@ -26,49 +27,8 @@ if (!BASE) {
 fs.mkdirSync(ART, { recursive: true });
 
 const run = Date.now().toString(36); // makes this run's messages unique
-let passed = 0;
-let failed = 0;
-
-let blocked = null; // a failed critical check: the rest cannot work, fail fast
-
-async function check(name, fn, { critical = false } = {}) {
-  if (blocked) {
-    failed++;
-    console.log(`FAIL ${name}: not run, "${blocked}" failed`);
-    return;
-  }
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${(e && e.message) || e}`);
-    await shot(`failure-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`).catch(() => {});
-    if (critical) blocked = name;
-  }
-}
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-/** Polls until fn() is truthy (or throws the last reason). */
-async function until(fn, what, timeout = TIMEOUT) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const { check, done } = checker((name) => shot(`failure-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`));
+const until = (fn, what, timeout = TIMEOUT) => untilTrue(fn, what, timeout);
 
 const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cruddur-e2e-chromium-'));
 const context = await chromium.launchPersistentContext(userDir, {
@@ -370,5 +330,4 @@ await check('no CSP violations or uncaught errors', async () => {
 
 await context.close();
 fs.rmSync(userDir, { recursive: true, force: true });
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+process.exit(done());
