@@ -40,8 +40,10 @@ class Rolling(unittest.TestCase):
         with w:
             s = w.s
             s.messages_replica("messages-b")
-            s.gateway(env={"MESSAGES_ADDR": "ipv4:127.0.0.1:%d,127.0.0.1:%d" % (
-                s.ports["messages"], s.ports["messages-b"])})
+            # Load-test limits: the writers post far faster than a person.
+            s.gateway(env=dict(hostile.LOAD_TEST_LIMITS,
+                               MESSAGES_ADDR="ipv4:127.0.0.1:%d,127.0.0.1:%d" % (
+                                   s.ports["messages"], s.ports["messages-b"])))
             r = w.client("andrewbrown").call("POST", "/api/messages",
                                              {"message": "start", "handle": "bayko"})
             self.assertEqual(r.status, 200, r.body[:200])
