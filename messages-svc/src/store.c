@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cruddur/jarena.h"
 #include "cruddur/ts.h"
 #include "cruddur/uuid.h"
 
@@ -57,7 +58,10 @@ static int add_bool(cJSON *obj, const char *name, int v) {
   return 0;
 }
 
+/* A request body; its nodes come from the thread's arena (jarena.h) until
+ * run_read, which consumes every body, closes it. */
 static cJSON *body_new(store *s) {
+  jarena_open();
   cJSON *b = cJSON_CreateObject();
   if (b && cJSON_AddStringToObject(b, "TableName", s->table) == NULL) {
     cJSON_Delete(b);
@@ -79,6 +83,7 @@ static void set_nomem(aws_error *err) {
  * `read` when it is set, else to *out (or nowhere when out is NULL). */
 static int run_read(store *s, const char *op, cJSON *body, int bad_build, int64_t deadline,
                     aws_reader read, void *ud, cJSON **out, aws_error *err) {
+  jarena_close();
   if (body == NULL || bad_build) {
     cJSON_Delete(body);
     set_nomem(err);
