@@ -104,9 +104,9 @@ static int unescape(const char *s, const char *e, char *d, size_t *dn) {
   return used;
 }
 
-/* A string at r->p; with out, decoded into the pool (*out points at it).
- * Returns 0 or -1. */
-static int str(rd *r, const char **out) {
+/* A string at r->p; with out, decoded into the pool (*out points at it,
+ * *outlen is its strlen). Returns 0 or -1. */
+static int str_n(rd *r, const char **out, size_t *outlen) {
   ws(r);
   if (r->p >= r->end || *r->p != '"') return -1;
   const char *s = r->p + 1, *q = s, *end = r->end;
@@ -142,9 +142,12 @@ static int str(rd *r, const char **out) {
     d[dn] = '\0';
     r->used += dn + 1;
     *out = d;
+    if (outlen) *outlen = esc ? strlen(d) : dn; /* a decoded \u0000 ends it, as in cJSON */
   }
   return 0;
 }
+
+static int str(rd *r, const char **out) { return str_n(r, out, NULL); }
 
 /* A key and its colon; the key is decoded into the pool. */
 static int key(rd *r, const char **k) {
@@ -270,8 +273,8 @@ static int item(rd *r, ddbp_item *it) {
     ddbp_attr *a = r->spare++;
     r->nspare--;
     a->next = NULL;
-    if (key(r, &a->name) != 0 || attr_value(r, &a->s) != 0) return -1;
-    a->name_len = strlen(a->name); /* a decoded \u0000 ends the name, as in cJSON */
+    if (str_n(r, &a->name, &a->name_len) != 0 || !eat(r, ':') || attr_value(r, &a->s) != 0)
+      return -1;
     *tail = a;
     tail = &a->next;
   } while (eat(r, ','));

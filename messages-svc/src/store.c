@@ -210,26 +210,29 @@ int store_msg_from_item(const cJSON *item, store_msg *out) {
   return 0;
 }
 
-/* A message item's string attribute by name, from either item form. */
-typedef const char *(*attr_get)(const void *item, const char *name);
+/* A message item's string attribute by name (n bytes), from either item form. */
+typedef const char *(*attr_get)(const void *item, const char *name, size_t n);
 
-static const char *tree_attr(const void *item, const char *name) {
+static const char *tree_attr(const void *item, const char *name, size_t n) {
+  (void)n;
   return store_attr_s(item, name);
 }
 
-static const char *page_attr(const void *item, const char *name) {
-  return ddbp_attr_s(item, name);
+static const char *page_attr(const void *item, const char *name, size_t n) {
+  return ddbp_attr_sn(item, name, n);
 }
 
 /* store_msg_view_of over either item form. */
 static int msg_view(const void *item, attr_get get, store_msg_view *v) {
+#define GET(lit) get(item, lit, sizeof lit - 1)
   store_msg_view t;
-  t.sk = get(item, "sk");
-  t.message_uuid = get(item, "message_uuid");
-  t.text = get(item, "message");
-  t.user_uuid = get(item, "user_uuid");
-  t.user_handle = get(item, "user_handle");
-  t.user_display_name = get(item, "user_display_name");
+  t.sk = GET("sk");
+  t.message_uuid = GET("message_uuid");
+  t.text = GET("message");
+  t.user_uuid = GET("user_uuid");
+  t.user_handle = GET("user_handle");
+  t.user_display_name = GET("user_display_name");
+#undef GET
   if (!t.message_uuid || !t.text || !t.user_uuid || !t.user_handle || !t.user_display_name ||
       keys_msg_sk_parse(t.sk, &t.created_us, NULL) != 0)
     return -1;
