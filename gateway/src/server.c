@@ -145,20 +145,40 @@ int gw_http_arg(const gw_http *c, const char *name, const char **val, size_t *le
   return 0;
 }
 
+/* Appends the strings of parts (NULL-terminated) at out + *used, in one
+ * piece or not at all; 0 or -1 when they do not fit with a NUL. Written
+ * with memcpy: snprintf was 2% of the gateway's instructions per list. */
+static int out_put(char *out, size_t cap, size_t *used, const char *const *parts) {
+  size_t at = *used;
+  for (; *parts; parts++) {
+    size_t n = strlen(*parts);
+    if (n >= cap - at) return -1;
+    memcpy(out + at, *parts, n);
+    at += n;
+  }
+  out[at] = '\0';
+  *used = at;
+  return 0;
+}
+
 int gw_http_respond(gw_http *c, int status, const gw_hdr *hdrs, size_t n, const char *body,
                     size_t len, char *owned) {
   if (c->has_resp || status < 200 || status > 599) goto fail;
   const char *reason = http_status_str((enum http_status)status);
-  int k = snprintf(c->out, sizeof c->out, "HTTP/1.1 %d %s\r\n", status, reason);
-  size_t used = (size_t)k;
+  char code[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                  (char)('0' + status % 10), '\0'};
+  size_t used = 0;
+  if (out_put(c->out, sizeof c->out, &used,
+              (const char *const[]){"HTTP/1.1 ", code, " ", reason, "\r\n", NULL}) != 0)
+    goto fail;
   for (size_t i = 0; i < n; i++) {
     /* Our values are checked tokens and constants; a line break would split
      * the answer, so refuse rather than send it. */
     if (strpbrk(hdrs[i].value, "\r\n") != NULL || strpbrk(hdrs[i].name, "\r\n: ") != NULL)
       goto fail;
-    k = snprintf(c->out + used, sizeof c->out - used, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
-    if (k < 0 || (size_t)k >= sizeof c->out - used) goto fail;
-    used += (size_t)k;
+    if (out_put(c->out, sizeof c->out, &used,
+                (const char *const[]){hdrs[i].name, ": ", hdrs[i].value, "\r\n", NULL}) != 0)
+      goto fail;
   }
   c->out_len = used;
   c->status = status;

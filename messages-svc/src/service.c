@@ -1,6 +1,7 @@
 /* service.c - the four RPCs of MessagesService (patterns A, B, C and E). */
 #include "service.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -210,24 +211,22 @@ static grpc_status_code h_list_messages(rpc_call *call, const ProtobufCMessage *
       member(svc, call, req->message_group_uuid, req->user_uuid, deadline, &other);
   if (st != GRPC_STATUS_OK) return st;
 
-  cJSON *out = NULL;
+  ddbp_page out;
   aws_error err;
-  if (store_messages_query(&svc->st, req->message_group_uuid, n + 1, pos.sk, 0, deadline, &out,
-                           &err) != STORE_OK)
+  if (store_messages_page(&svc->st, req->message_group_uuid, n + 1, pos.sk, 0, deadline, &out,
+                          &err) != STORE_OK)
     return fail_aws(call, "Query messages", &err);
-  const cJSON *items = cJSON_GetObjectItemCaseSensitive(out, "Items");
-  int total = cJSON_GetArraySize(items);
+  int total = out.n > INT_MAX ? INT_MAX : (int)out.n;
   int take = total > n ? n : total;
   Message **page = rpc_call_alloc(call, sizeof *page * (size_t)(take > 0 ? take : 1));
   size_t got = 0;
   char last_sk[KEYS_MSG_SK_LEN + 1] = "";
-  const cJSON *item;
   int i = 0;
   store_msg_view v;
   char *group = rpc_call_strdup(call, req->message_group_uuid);
-  cJSON_ArrayForEach(item, items) {
+  for (const ddbp_item *item = out.items; item; item = item->next) {
     if (i++ >= take) break;
-    if (store_msg_view_of(item, &v) != 0) {
+    if (store_msg_view_of_page(item, &v) != 0) {
       log_warn("skipping a malformed message item in %s", pk);
       continue;
     }
@@ -246,7 +245,7 @@ static grpc_status_code h_list_messages(rpc_call *call, const ProtobufCMessage *
     page[got++] = o;
     snprintf(last_sk, sizeof last_sk, "%s", v.sk);
   }
-  cJSON_Delete(out);
+  ddbp_page_free(&out);
   /* The query ran newest first; the page is shown oldest first. */
   for (size_t a = 0, b = got; a + 1 < b; a++, b--) {
     Message *t = page[a];

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cruddur/jarena.h"
 #include "cruddur/ts.h"
 #include "cruddur/uuid.h"
 
@@ -57,7 +58,10 @@ static int add_bool(cJSON *obj, const char *name, int v) {
   return 0;
 }
 
+/* A request body; its nodes come from the thread's arena (jarena.h) until
+ * run_read, which consumes every body, closes it. */
 static cJSON *body_new(store *s) {
+  jarena_open();
   cJSON *b = cJSON_CreateObject();
   if (b && cJSON_AddStringToObject(b, "TableName", s->table) == NULL) {
     cJSON_Delete(b);
@@ -75,9 +79,11 @@ static void set_nomem(aws_error *err) {
   err->code = AWS_E_NOMEM;
 }
 
-/* Runs one call with the time left; consumes `body`. */
-static int run(store *s, const char *op, cJSON *body, int bad_build, int64_t deadline, cJSON **out,
-               aws_error *err) {
+/* Runs one call with the time left; consumes `body`. The answer goes to
+ * `read` when it is set, else to *out (or nowhere when out is NULL). */
+static int run_read(store *s, const char *op, cJSON *body, int bad_build, int64_t deadline,
+                    aws_reader read, void *ud, cJSON **out, aws_error *err) {
+  jarena_close();
   if (body == NULL || bad_build) {
     cJSON_Delete(body);
     set_nomem(err);
@@ -92,7 +98,8 @@ static int run(store *s, const char *op, cJSON *body, int bad_build, int64_t dea
   }
   cJSON *resp = NULL;
   memset(err, 0, sizeof *err);
-  aws_code rc = aws_call(s->ddb, op, body, ms, &resp, err);
+  aws_code rc = read ? aws_call_read(s->ddb, op, body, ms, read, ud, err)
+                     : aws_call(s->ddb, op, body, ms, &resp, err);
   cJSON_Delete(body);
   if (rc != AWS_OK) {
     err->code = rc;
@@ -103,6 +110,11 @@ static int run(store *s, const char *op, cJSON *body, int bad_build, int64_t dea
   else
     cJSON_Delete(resp);
   return STORE_OK;
+}
+
+static int run(store *s, const char *op, cJSON *body, int bad_build, int64_t deadline, cJSON **out,
+               aws_error *err) {
+  return run_read(s, op, body, bad_build, deadline, NULL, NULL, out, err);
 }
 
 static int copy_str(char *dst, size_t cap, const char *src) {
@@ -198,14 +210,29 @@ int store_msg_from_item(const cJSON *item, store_msg *out) {
   return 0;
 }
 
-int store_msg_view_of(const cJSON *item, store_msg_view *v) {
+/* A message item's string attribute by name (n bytes), from either item form. */
+typedef const char *(*attr_get)(const void *item, const char *name, size_t n);
+
+static const char *tree_attr(const void *item, const char *name, size_t n) {
+  (void)n;
+  return store_attr_s(item, name);
+}
+
+static const char *page_attr(const void *item, const char *name, size_t n) {
+  return ddbp_attr_sn(item, name, n);
+}
+
+/* store_msg_view_of over either item form. */
+static int msg_view(const void *item, attr_get get, store_msg_view *v) {
+#define GET(lit) get(item, lit, sizeof lit - 1)
   store_msg_view t;
-  t.sk = store_attr_s(item, "sk");
-  t.message_uuid = store_attr_s(item, "message_uuid");
-  t.text = store_attr_s(item, "message");
-  t.user_uuid = store_attr_s(item, "user_uuid");
-  t.user_handle = store_attr_s(item, "user_handle");
-  t.user_display_name = store_attr_s(item, "user_display_name");
+  t.sk = GET("sk");
+  t.message_uuid = GET("message_uuid");
+  t.text = GET("message");
+  t.user_uuid = GET("user_uuid");
+  t.user_handle = GET("user_handle");
+  t.user_display_name = GET("user_display_name");
+#undef GET
   if (!t.message_uuid || !t.text || !t.user_uuid || !t.user_handle || !t.user_display_name ||
       keys_msg_sk_parse(t.sk, &t.created_us, NULL) != 0)
     return -1;
@@ -213,8 +240,17 @@ int store_msg_view_of(const cJSON *item, store_msg_view *v) {
   return 0;
 }
 
-int store_messages_query(store *s, const char *group, int limit, const char *start_sk, int forward,
-                         int64_t deadline, cJSON **resp, aws_error *err) {
+int store_msg_view_of(const cJSON *item, store_msg_view *v) {
+  return msg_view(item, tree_attr, v);
+}
+
+int store_msg_view_of_page(const ddbp_item *item, store_msg_view *v) {
+  return msg_view(item, page_attr, v);
+}
+
+/* The Query body of store_messages_query; NULL when out of memory. */
+static cJSON *messages_query_body(store *s, const char *group, int limit, const char *start_sk,
+                                  int forward) {
   char pk[KEYS_PK_MAX + 1];
   keys_pk("MSG#", group, pk);
   cJSON *b = body_new(s);
@@ -231,7 +267,28 @@ int store_messages_query(store *s, const char *group, int limit, const char *sta
       bad |= k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", start_sk) != 0;
     }
   }
-  return run(s, "Query", b, bad, deadline, resp, err);
+  if (bad) {
+    cJSON_Delete(b);
+    return NULL;
+  }
+  return b;
+}
+
+int store_messages_query(store *s, const char *group, int limit, const char *start_sk, int forward,
+                         int64_t deadline, cJSON **resp, aws_error *err) {
+  cJSON *b = messages_query_body(s, group, limit, start_sk, forward);
+  return run(s, "Query", b, 0, deadline, resp, err);
+}
+
+static aws_code read_page(void *ud, const char *text, size_t len) {
+  int rc = ddbp_parse(text, len, ud);
+  return rc == DDBP_OK ? AWS_OK : rc == DDBP_ENOMEM ? AWS_E_NOMEM : AWS_E_PROTOCOL;
+}
+
+int store_messages_page(store *s, const char *group, int limit, const char *start_sk,
+                        int forward, int64_t deadline, ddbp_page *page, aws_error *err) {
+  cJSON *b = messages_query_body(s, group, limit, start_sk, forward);
+  return run_read(s, "Query", b, 0, deadline, read_page, page, NULL, err);
 }
 
 /* ---- group rows ----------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "cruddur/aws.h"
+#include "ddbpage.h"
 #include "keys.h"
 
 enum { STORE_OK = 0, STORE_NO = 1, STORE_ERR = -1 };
@@ -117,6 +118,12 @@ int store_request_claim(store *s, const char *request_id, const store_req *mine,
 int store_messages_query(store *s, const char *group, int limit, const char *start_sk, int forward,
                          int64_t deadline, cJSON **resp, aws_error *err);
 
+/* store_messages_query read without a cJSON tree (ddbpage.h): on STORE_OK
+ * *page holds the answer's items (free with ddbp_page_free); on error
+ * nothing is allocated. */
+int store_messages_page(store *s, const char *group, int limit, const char *start_sk,
+                        int forward, int64_t deadline, ddbp_page *page, aws_error *err);
+
 /* One page of owner's group rows from the LSI, newest activity first.
  * start_sk/start_last_sk: the last row of the previous page, or NULL. */
 int store_groups_query(store *s, const char *owner, int limit, const char *start_sk,
@@ -147,6 +154,9 @@ typedef struct store_msg_view {
 /* Checks a message item's attributes and fills *v. Returns 0, or -1 when an
  * attribute is missing or malformed (*v untouched). */
 int store_msg_view_of(const cJSON *item, store_msg_view *v);
+
+/* store_msg_view_of for an item of a ddbp_page: pointers into the page. */
+int store_msg_view_of_page(const ddbp_item *item, store_msg_view *v);
 
 /* Parses a group row item. Returns 0, or -1 when malformed. */
 int store_group_from_item(const cJSON *item, store_group *out);

@@ -5,7 +5,8 @@
 #
 # Builds an optimised, sanitizer-free build in build/bench, starts PostgreSQL
 # and users-svc on free ports (tests/stack), then measures in the same run:
-#   1. users_bench: CONCURRENCY threads calling GetUser over gRPC on loopback
+#   1. users_bench: CONCURRENCY GetUser calls in flight over gRPC on loopback
+#      (one client thread, one completion queue)
 #      until CALLS calls (calls/s, p50, p99, users-svc RSS at 10k and 200k);
 #   2. pgbench -M prepared -c CONCURRENCY with the same SELECT users-svc runs;
 # and prints the ratio gRPC calls/s / pgbench transactions/s, the service's
@@ -89,7 +90,7 @@ with Stack() as s:
     cpu_per_call = (cpu_s(pid) - cpu0) / max(1, int(g["calls"])) * 1e6
     end = mem_kib(pid)
     tps, lat = pgbench(s)
-    print("users-svc GetUser by handle over gRPC (%d threads, %s calls in %s s; %s)" % (
+    print("users-svc GetUser by handle over gRPC (%d in flight, %s calls in %s s; %s)" % (
         conc, g["calls"], g["seconds"], layout))
     print("  calls/s %s   p50 %s us   p99 %s us   p99.9 %s us   errors %s" % (
         g["calls_per_s"], g["p50_us"], g["p99_us"], g["p999_us"], g["errors"]))

@@ -532,23 +532,25 @@ static bool valid_op(const char *op) {
   return n > 0 && n < 64;
 }
 
-aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t timeout_ms,
-                  cJSON **out, aws_error *err) {
+/* aws_call and aws_call_read: a 2xx answer goes to `read` when it is set,
+ * else it is parsed into *out. */
+static aws_code call(aws_client *c, const char *op, const cJSON *body, int64_t timeout_ms,
+                     aws_reader read, void *ud, cJSON **out, aws_error *err) {
   int64_t deadline = awsi_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
   aws_code last = AWS_E_TIMEOUT;
   int last_status = 0;
   char name[64] = "", msg[256] = "";
   char *payload = NULL;
 
-  if (!c || !op || !valid_op(op) || !out) {
+  if (!c || !op || !valid_op(op) || (!out && !read)) {
     err_set(err, AWS_E_CLIENT, 0, "InvalidArgument", "bad aws_call arguments");
     if (c) atomic_fetch_add(&c->failures, 1);
     return AWS_E_CLIENT;
   }
   aws_thread *t = thread_get(c);
-  payload = body ? cJSON_PrintUnformatted(body) : strdup("{}");
+  payload = body ? cJSON_PrintUnformatted(body) : strdup("{}"); /* cJSON_free takes either */
   if (!t || !payload) {
-    free(payload);
+    cJSON_free(payload);
     err_set(err, AWS_E_NOMEM, 0, "", "out of memory");
     atomic_fetch_add(&c->failures, 1);
     return AWS_E_NOMEM;
@@ -557,7 +559,7 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
   size_t payload_len = strlen(payload);
   char payload_hash[65];
   if (sigv4_sha256_hex(payload, payload_len, payload_hash) != 0) {
-    free(payload);
+    cJSON_free(payload);
     err_set(err, AWS_E_NOMEM, 0, "", "out of memory");
     atomic_fetch_add(&c->failures, 1);
     return AWS_E_NOMEM;
@@ -617,6 +619,15 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
       long status = 0;
       curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
       last_status = (int)status;
+      if (status >= 200 && status < 300 && read) {
+        /* The buffer is NUL-terminated (dbuf) and stays ours: the reader
+         * copies what it keeps before the next call reuses it. */
+        last = read(ud, t->body.len ? t->body.buf : "", t->body.len);
+        if (last != AWS_OK)
+          snprintf(msg, sizeof msg, "%s",
+                   last == AWS_E_NOMEM ? "out of memory" : "answer not readable");
+        break;
+      }
       if (status >= 200 && status < 300) {
         /* The answer tree lives in this thread's arena (jarena.h): a page
          * of items is a thousand nodes, each a malloc/free pair otherwise. */
@@ -681,7 +692,7 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
   }
 
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-  free(payload);
+  cJSON_free(payload); /* printed by cJSON, maybe into an arena (jarena.h) */
   if (t->body.cap > AWS_RESP_KEEP) dbuf_free(&t->body);
   if (last != AWS_OK) {
     atomic_fetch_add(&c->failures, 1);
@@ -690,4 +701,14 @@ aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t time
     err_set(err, AWS_OK, last_status, "", "");
   }
   return last;
+}
+
+aws_code aws_call(aws_client *c, const char *op, const cJSON *body, int64_t timeout_ms,
+                  cJSON **out, aws_error *err) {
+  return call(c, op, body, timeout_ms, NULL, NULL, out, err);
+}
+
+aws_code aws_call_read(aws_client *c, const char *op, const cJSON *body, int64_t timeout_ms,
+                       aws_reader read, void *ud, aws_error *err) {
+  return call(c, op, body, timeout_ms, read, ud, NULL, err);
 }

@@ -160,6 +160,26 @@ static void test_jw(void) {
     cJSON_Delete(s);
     dbuf_free(&b);
   }
+  /* Long strings take the word-at-a-time scan (jscan.h): every special
+   * byte at every offset of a 40-byte run, among plain and high bytes. */
+  static const char special[] = {'"', '\\', '\n', 0x01, 0x1f, 0x7f, (char)0xe9};
+  for (size_t k = 0; k < sizeof special; k++) {
+    for (int at = 0; at < 40; at++) {
+      char in[41];
+      for (int i = 0; i < 40; i++) in[i] = i % 7 == 3 ? (char)0xc3 : 'a';
+      in[at] = special[k];
+      in[40] = '\0';
+      dbuf lb = DBUF_INIT(1024);
+      jw lw = {&lb, false};
+      jw_str(&lw, in);
+      cJSON *s = cJSON_CreateString(in);
+      char *want = cJSON_PrintUnformatted(s);
+      CHECK(!lw.failed && want && strcmp(lb.buf, want) == 0, "jw_str byte %zu at %d", k, at);
+      cJSON_free(want);
+      cJSON_Delete(s);
+      dbuf_free(&lb);
+    }
+  }
   dbuf b = DBUF_INIT(8);
   jw w = {&b, false};
   jw_str(&w, NULL);
@@ -242,6 +262,31 @@ static void test_jarena(void) {
   jarena_stats(&bytes, &live);
   CHECK(live == 0 && bytes == JARENA_CHUNK, "big document rewound to one chunk: %zu", bytes);
   dbuf_free(&big);
+
+  /* jarena_open: a tree built to be printed and deleted lives in the arena,
+   * its printed text too (freed with cJSON_free); close with nothing live
+   * rewinds. */
+  jarena_open();
+  cJSON *body = cJSON_CreateObject();
+  cJSON_AddStringToObject(body, "TableName", "t");
+  jarena_stats(&bytes, &live);
+  CHECK(body && live >= 3, "built in the arena: %zu live", live);
+  char *text = cJSON_PrintUnformatted(body);
+  CHECK(text && strcmp(text, "{\"TableName\":\"t\"}") == 0, "printed");
+  cJSON *parsed = jarena_parse("{}", 2);
+  cJSON_free(text);
+  jarena_close();
+  jarena_stats(&bytes, &live);
+  CHECK(parsed && live >= 4, "parse inside open keeps it open: %zu live", live);
+  cJSON *after = cJSON_CreateObject(); /* closed: plain malloc */
+  size_t before = live;
+  jarena_stats(&bytes, &live);
+  CHECK(after && live == before, "closed: nothing more in the arena");
+  cJSON_Delete(after);
+  cJSON_Delete(body);
+  cJSON_Delete(parsed);
+  jarena_stats(&bytes, &live);
+  CHECK(live == 0, "all freed: %zu live", live);
 }
 
 int main(void) {

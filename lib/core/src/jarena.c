@@ -71,12 +71,26 @@ cJSON *jarena_parse(const char *text, size_t len) {
   pthread_once(&once, install);
   tarena *t = thread_arena();
   if (t == NULL) return cJSON_ParseWithLength(text, len);
+  bool was_open = t->open; /* inside jarena_open: stays open */
   t->open = true;
   cJSON *j = cJSON_ParseWithLength(text, len);
-  t->open = false;
+  t->open = was_open;
   /* A refused document may leave nothing live: rewind now. */
   if (t->live == 0) arena_rewind(&t->mem);
   return j;
+}
+
+void jarena_open(void) {
+  pthread_once(&once, install);
+  tarena *t = thread_arena();
+  if (t != NULL) t->open = true;
+}
+
+void jarena_close(void) {
+  tarena *t = tls;
+  if (t == NULL) return;
+  t->open = false;
+  if (t->live == 0) arena_rewind(&t->mem);
 }
 
 void jarena_stats(size_t *bytes, size_t *live) {

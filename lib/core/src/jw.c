@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "cruddur/jscan.h"
+
 void jw_raw(jw *w, const char *s, size_t n) {
   if (!w->failed && dbuf_append(w->out, s, n) != 0) w->failed = true;
 }
@@ -35,17 +37,17 @@ static const char *escape(unsigned char c, char tmp[7]) {
 void jw_str(jw *w, const char *s) {
   jw_raw(w, "\"", 1);
   if (s != NULL) {
-    /* Copy runs of plain bytes in one append each. */
-    const char *run = s;
+    /* Copy runs of plain bytes in one append each, found a word at a time. */
+    const char *run = s, *end = s + strlen(s);
     char tmp[7];
-    for (; *s; s++) {
-      const char *e = escape((unsigned char)*s, tmp);
+    while ((s = jscan_plain(s, (size_t)(end - s))) < end) {
+      const char *e = escape((unsigned char)*s++, tmp);
       if (e == NULL) continue;
-      jw_raw(w, run, (size_t)(s - run));
+      jw_raw(w, run, (size_t)(s - 1 - run));
       jw_lit(w, e);
-      run = s + 1;
+      run = s;
     }
-    jw_raw(w, run, (size_t)(s - run));
+    jw_raw(w, run, (size_t)(end - run));
   }
   jw_raw(w, "\"", 1);
 }

@@ -11,6 +11,7 @@
 #define CRUDDUR_AWS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
@@ -103,6 +104,17 @@ bool aws_endpoint_is_local(const char *url);
  * error *out is untouched and `err` (may be NULL) says why. Thread-safe. */
 aws_code aws_call(aws_client *c, const char *op, const cJSON *body,
                   int64_t timeout_ms, cJSON **out, aws_error *err);
+
+/* Reads a 2xx answer's bytes (text[len] is NUL; len may be 0) on the
+ * calling thread; they are valid only during the call. Returns AWS_OK, or
+ * AWS_E_PROTOCOL / AWS_E_NOMEM, which aws_call_read then returns. */
+typedef aws_code (*aws_reader)(void *ud, const char *text, size_t len);
+
+/* aws_call for callers that read the answer themselves (a streaming reader
+ * instead of a cJSON tree): `read` is called once, with the successful
+ * answer; retries, errors and the time budget are as for aws_call. */
+aws_code aws_call_read(aws_client *c, const char *op, const cJSON *body,
+                       int64_t timeout_ms, aws_reader read, void *ud, aws_error *err);
 
 /* Counters since start, for metrics and benchmarks. */
 typedef struct aws_stats {

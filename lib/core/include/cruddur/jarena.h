@@ -33,6 +33,17 @@
  * The tree is the caller's; free it with cJSON_Delete on this thread. */
 cJSON *jarena_parse(const char *text, size_t len);
 
+/* Between jarena_open and jarena_close, every cJSON allocation of this
+ * thread comes from its arena too: for a tree built only to be printed
+ * and deleted on this thread (a request body; messages-svc's store.c),
+ * which otherwise costs a malloc/free pair per node and per string. The
+ * same rules hold; in addition, text that cJSON prints while the arena is
+ * open is freed with cJSON_free, never free(). Out of memory in the arena
+ * falls back to malloc, as in jarena_parse. jarena_close rewinds the arena
+ * when nothing in it is live. */
+void jarena_open(void);
+void jarena_close(void);
+
 /* This thread's arena bytes in chunks and live allocations (for tests). */
 void jarena_stats(size_t *bytes, size_t *live);
 
