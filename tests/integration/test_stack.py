@@ -78,6 +78,7 @@ class StackTest(unittest.TestCase):
             os.environ.update(FRONTEND_URL=origin, BACKEND_URL="", GATEWAY_MAX_CONNECTIONS="77")
             with Stack() as s:
                 self.assertEqual(s.env()["GATEWAY_MAX_CONNECTIONS"], "77")
+                s.cognito()  # the gateway needs a user pool to start
                 s.gateway()
                 host = s.gateway_url.split("//")[1]
                 for asked, allowed in ((origin, origin), ("http://localhost:3000", None)):
