@@ -452,9 +452,12 @@ class Stack:
         return r
 
     def _grpc_serving(self, addr):
-        h = stubs.health_pb2
         try:
             import grpc
+        except ImportError as e:  # else every wait would only time out
+            raise StackError("%s: install python3-grpcio (deploy/local/packages.apt)" % e)
+        h = stubs.health_pb2
+        try:
             with grpc.insecure_channel(addr) as ch:
                 resp = stubs.health_pb2_grpc.HealthStub(ch).Check(
                     h.HealthCheckRequest(service=""), timeout=1)
