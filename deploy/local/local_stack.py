@@ -153,7 +153,8 @@ def down(purge=False, quiet=False):
                 stop_pid(name, pid)
                 stopped.append(name)
             os.remove(pidfile)
-    pgdata = os.path.join(LOCAL, "postgres", "data")
+    # The real path: the postgres user may not be able to follow .local/postgres.
+    pgdata = os.path.join(os.path.realpath(os.path.join(LOCAL, "postgres")), "data")
     if os.path.exists(os.path.join(pgdata, "postmaster.pid")):
         subprocess.run(stack._as_postgres([os.path.join(stack.pg_bindir(), "pg_ctl"), "-D", pgdata,
                                            "-m", "fast", "-w", "stop"]), capture_output=True)

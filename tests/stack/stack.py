@@ -286,10 +286,11 @@ class Stack:
 
     def _pg_folder(self):
         """<root>/postgres, or a symlink there to a folder the postgres user can
-        reach when <root> is out of its reach (see pg_data_home)."""
+        reach when <root> is out of its reach (see pg_data_home). Returns the
+        real path: the postgres user could not follow the link."""
         link = os.path.join(self.root, "postgres")
         if os.geteuid() != 0 or os.path.islink(link) or postgres_can_reach(self.root):
-            return link
+            return os.path.realpath(link)
         key = hashlib.sha256(self.root.encode()).hexdigest()[:12]
         target = os.path.join(pg_data_home(), "%s-%s" % (os.path.basename(
             os.path.dirname(self.root)) or "stack", key))
@@ -297,7 +298,7 @@ class Stack:
         shutil.chown(os.path.dirname(target), "postgres", "postgres")
         shutil.chown(target, "postgres", "postgres")
         os.symlink(target, link)
-        return link
+        return target
 
     def _pg_start(self):
         port = self.ports["postgres"]
