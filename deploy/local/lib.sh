@@ -44,7 +44,18 @@ ensure_node_modules() {
 build() {
   local dir=$1; shift
   say "building in $dir"
-  cmake -S "$CRUDDUR_ROOT" -B "$dir" "$@" >/dev/null || die "cmake configure failed"
-  cmake --build "$dir" -j "$(nproc)" 2>&1 | grep -Ev '^\[ *[0-9]+%\]|^-- ' || true
-  [ "${PIPESTATUS[0]}" -eq 0 ] || die "build failed"
+  cmake -S "$CRUDDUR_ROOT" -B "$dir" "$@" >/dev/null || die "cmake configure failed in $dir"
+  compile "$dir"
+}
+
+# compile DIR [cmake --build args...]: builds, showing only the compiler's own
+# messages (warnings, errors); stops the calling script when the build fails.
+compile() {
+  local dir=$1; shift
+  local status=0
+  # The exit status is cmake's, read before anything else runs: grep finding
+  # nothing to show must not count as a failure, nor hide one.
+  cmake --build "$dir" -j "$(nproc)" "$@" 2>&1 | grep -Ev '^\[ *[0-9]+%\]|^-- ' ||
+    status=${PIPESTATUS[0]}
+  [ "$status" -eq 0 ] || die "build failed in $dir (cmake --build exited $status)"
 }

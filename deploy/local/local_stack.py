@@ -6,7 +6,6 @@ running after this script exits; their pids are in .local/run/*.pid so that
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -48,8 +47,9 @@ def write_env(s):
             "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
             "COGNITO_ENDPOINT", "COGNITO_ISSUER", "AWS_COGNITO_USER_POOL_ID",
             "AWS_COGNITO_USER_POOL_CLIENT_ID", "AWS_REGION", "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY", "DDB_MESSAGE_TABLE", "FRONTEND_URL", "PAGE_TOKEN_SECRET",
-            "USERS_LISTEN", "MESSAGES_LISTEN", "GATEWAY_LISTEN"]
+            "AWS_SECRET_ACCESS_KEY", "DDB_MESSAGE_TABLE", "FRONTEND_URL", "BACKEND_URL",
+            "PAGE_TOKEN_SECRET", "USERS_LISTEN", "MESSAGES_LISTEN", "GATEWAY_LISTEN"]
+    keys += sorted(k for k in e if k.startswith("GATEWAY_") and k not in keys)
     with open(os.path.join(LOCAL, "env"), "w") as f:
         f.write("# Written by deploy/local/up. Source it to run any binary against the stack.\n")
         for k in keys:
@@ -112,8 +112,9 @@ Try:
 
 Environment for running binaries by hand: source .local/env
 Logs: .local/logs/   Stop: deploy/local/down  (add --purge to delete the data)
+PostgreSQL data: %(pgdata)s
 """ % dict(g=g, u=u, m=m, pg=s.pg_url, ddb=s.ddb_url, cg=s.cognito_url, pool=s.pool_id,
-           client=s.client_id, pw=stack.DEV_PASSWORD))
+           client=s.client_id, pw=stack.DEV_PASSWORD, pgdata=os.path.realpath(s._pg_data)))
 
 
 def pid_alive(pid):
@@ -152,7 +153,8 @@ def down(purge=False, quiet=False):
                 stop_pid(name, pid)
                 stopped.append(name)
             os.remove(pidfile)
-    pgdata = os.path.join(LOCAL, "postgres", "data")
+    # The real path: the postgres user may not be able to follow .local/postgres.
+    pgdata = os.path.join(os.path.realpath(os.path.join(LOCAL, "postgres")), "data")
     if os.path.exists(os.path.join(pgdata, "postmaster.pid")):
         subprocess.run(stack._as_postgres([os.path.join(stack.pg_bindir(), "pg_ctl"), "-D", pgdata,
                                            "-m", "fast", "-w", "stop"]), capture_output=True)
@@ -161,7 +163,7 @@ def down(purge=False, quiet=False):
     if os.path.exists(pidfile):
         os.remove(pidfile)
     if purge and os.path.exists(LOCAL):
-        shutil.rmtree(LOCAL)
+        stack.remove_stack_folder(LOCAL)
     if not quiet:
         print("stopped: %s%s" % (", ".join(stopped) or "nothing was running",
                                  "; data deleted" if purge else "; data kept in .local/"))
@@ -191,8 +193,12 @@ if __name__ == "__main__":
     if cmd == "up":
         try:
             up()
-        except stack.StackError as e:
+        except (stack.StackError, OSError) as e:
             sys.exit("up failed: %s" % e)
+        except subprocess.CalledProcessError as e:
+            lines = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+            sys.exit("up failed: %s exited %d%s" % (e.cmd[0], e.returncode,
+                                                   ": " + lines[-1] if lines else ""))
     elif cmd == "down":
         down(purge="--purge" in sys.argv[2:])
     elif cmd == "token" and len(sys.argv) == 3:

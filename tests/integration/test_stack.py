@@ -1,5 +1,6 @@
 """The test harness: every dependency starts on a free port, survives a restart
 with its data, and stops cleanly."""
+import http.client
 import json
 import os
 import subprocess
@@ -64,6 +65,36 @@ class StackTest(unittest.TestCase):
                              open("/proc/%d/stat" % pid).read().split()[2] != "Z",
                              "process %d still running" % pid)
         self.assertFalse(os.path.exists(root), "temp dir removed")
+
+    def test_gateway_settings_come_from_the_environment(self):
+        """deploy/local/up and the tests take the gateway's settings from the
+        environment; the stack's own values only fill in what is unset."""
+        names = ("FRONTEND_URL", "BACKEND_URL", "GATEWAY_MAX_CONNECTIONS")
+        saved = {k: os.environ.pop(k, None) for k in names}
+        origin = "http://127.0.0.1:8081"
+        try:
+            with Stack() as s:
+                self.assertEqual(s.env()["FRONTEND_URL"], "http://localhost:3000")
+            os.environ.update(FRONTEND_URL=origin, BACKEND_URL="", GATEWAY_MAX_CONNECTIONS="77")
+            with Stack() as s:
+                self.assertEqual(s.env()["GATEWAY_MAX_CONNECTIONS"], "77")
+                s.cognito()  # the gateway needs a user pool to start
+                s.gateway()
+                host = s.gateway_url.split("//")[1]
+                for asked, allowed in ((origin, origin), ("http://localhost:3000", None)):
+                    conn = http.client.HTTPConnection(host, timeout=10)
+                    conn.request("OPTIONS", "/api/message_groups", headers={
+                        "Origin": asked, "Access-Control-Request-Method": "GET",
+                        "Access-Control-Request-Headers": "authorization"})
+                    r = conn.getresponse()
+                    r.read()
+                    conn.close()
+                    self.assertEqual(r.getheader("Access-Control-Allow-Origin"), allowed, asked)
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k, None)
+                if v is not None:
+                    os.environ[k] = v
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ stack. deploy/local/up uses the same code with fixed ports, a kept data folder
 and detached processes (pid files under <root>/run/).
 Run with /usr/bin/python3 (Debian's python3-grpcio).
 """
+import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -79,6 +81,37 @@ def _as_postgres(cmd):
     return cmd
 
 
+def postgres_can_reach(path):
+    """True when the postgres user can enter path (every folder above it searchable)."""
+    return subprocess.run(_as_postgres(["test", "-x", path]), capture_output=True).returncode == 0
+
+
+def pg_data_home():
+    """Where PostgreSQL data goes when the stack's folder is out of the postgres
+    user's reach (a clone in /root, mode 0700): postgres's own home, which the
+    postgresql package creates."""
+    try:
+        return os.path.join(pwd.getpwnam("postgres").pw_dir, "cruddur")
+    except KeyError:
+        raise StackError("no postgres user: install the postgresql package "
+                         "(deploy/local/packages.apt)")
+
+
+def remove_stack_folder(path):
+    """Deletes a stack's folder and, when its PostgreSQL data lives elsewhere
+    (a symlink, see Stack._pg_folder), that data too."""
+    pg = os.path.join(path, "postgres")
+    if os.path.islink(pg):
+        shutil.rmtree(os.path.realpath(pg), ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# The gateway's settings a caller may give in the environment; these values only
+# fill in what is unset.
+GATEWAY_DEFAULTS = {"FRONTEND_URL": "http://localhost:3000", "BACKEND_URL": "",
+                    "RPC_WORKERS": "4", "GATEWAY_STATIC_DIR": os.path.join(SOURCE_DIR, "web")}
+
+
 def aws_json(url, target, body, version="1.1", timeout=10):
     """One AWS JSON-protocol call (cognito-local needs x-amz-json-1.1)."""
     headers = {"Content-Type": "application/x-amz-json-" + version, "X-Amz-Target": target}
@@ -107,6 +140,19 @@ def http_ok(url, timeout=1.0):
 
 class StackError(RuntimeError):
     pass
+
+
+def _pg_tool(argv):
+    """Runs a PostgreSQL client tool; its own error line becomes a StackError."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True)
+    except OSError as e:
+        raise StackError("%s: %s" % (argv[0], e))
+    if r.returncode != 0:
+        tool = os.path.basename(next(a for a in argv if a.startswith("/")))
+        lines = (r.stderr or r.stdout).strip().splitlines() or ["exit status %d" % r.returncode]
+        raise StackError("%s failed: %s" % (tool, lines[-1]))
+    return r.stdout
 
 
 class Proc:
@@ -178,7 +224,7 @@ class Stack:
         if not self.tmp or self.keep:
             pass
         elif exc_type is None:
-            shutil.rmtree(self.root, ignore_errors=True)
+            remove_stack_folder(self.root)
         bad = {n: c for n, c in codes.items() if n not in ("cognito", "dynalite", "postgres")
                and c != 0}
         if bad and exc_type is None:
@@ -231,26 +277,40 @@ class Stack:
     # ---- PostgreSQL ----------------------------------------------------
     def postgres(self, db="cruddur"):
         port = self._port("postgres")
-        self._pg_data = os.path.join(self.root, "postgres")
+        self._pg_data = self._pg_folder()
         bindir = pg_bindir()
         if not os.path.exists(os.path.join(self._pg_data, "data", "PG_VERSION")):
             os.makedirs(self._pg_data, exist_ok=True)
             if os.geteuid() == 0:
                 shutil.chown(self._pg_data, "postgres", "postgres")
-            subprocess.run(_as_postgres([
+            _pg_tool(_as_postgres([
                 os.path.join(bindir, "initdb"), "-D", os.path.join(self._pg_data, "data"),
-                "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
-                check=True, capture_output=True)
+                "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]))
         self._pg_start()
         self.pg_url = "postgresql://postgres@127.0.0.1:%d/%s" % (port, db)
-        exists = subprocess.run(
-            [os.path.join(bindir, "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-             "-tAc", "SELECT 1 FROM pg_database WHERE datname='%s'" % db],
-            capture_output=True, text=True, check=True).stdout.strip()
+        exists = _pg_tool([os.path.join(bindir, "psql"), "-h", "127.0.0.1", "-p", str(port),
+                           "-U", "postgres", "-tAc",
+                           "SELECT 1 FROM pg_database WHERE datname='%s'" % db]).strip()
         if exists != "1":
-            subprocess.run([os.path.join(bindir, "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                            "-U", "postgres", db], check=True, capture_output=True)
+            _pg_tool([os.path.join(bindir, "createdb"), "-h", "127.0.0.1", "-p", str(port),
+                      "-U", "postgres", db])
         return self.pg_url
+
+    def _pg_folder(self):
+        """<root>/postgres, or a symlink there to a folder the postgres user can
+        reach when <root> is out of its reach (see pg_data_home). Returns the
+        real path: the postgres user could not follow the link."""
+        link = os.path.join(self.root, "postgres")
+        if os.geteuid() != 0 or os.path.islink(link) or postgres_can_reach(self.root):
+            return os.path.realpath(link)
+        key = hashlib.sha256(self.root.encode()).hexdigest()[:12]
+        target = os.path.join(pg_data_home(), "%s-%s" % (os.path.basename(
+            os.path.dirname(self.root)) or "stack", key))
+        os.makedirs(target, exist_ok=True)
+        shutil.chown(os.path.dirname(target), "postgres", "postgres")
+        shutil.chown(target, "postgres", "postgres")
+        os.symlink(target, link)
+        return target
 
     def _pg_start(self):
         port = self.ports["postgres"]
@@ -360,10 +420,9 @@ class Stack:
         e.update({
             "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
             "DDB_MESSAGE_TABLE": "cruddur-messages", "PAGE_TOKEN_SECRET": TEST_PAGE_SECRET,
-            "FRONTEND_URL": "http://localhost:3000", "BACKEND_URL": "",
-            "RPC_WORKERS": "4",
-            "GATEWAY_STATIC_DIR": os.path.join(SOURCE_DIR, "web"),
         })
+        for k, v in GATEWAY_DEFAULTS.items():
+            e.setdefault(k, v)
         e.pop("AWS_SESSION_TOKEN", None)
         e.pop("AWS_PROFILE", None)
         supp = os.path.join(SOURCE_DIR, "tests", "lsan.supp")
@@ -406,9 +465,12 @@ class Stack:
         return r
 
     def _grpc_serving(self, addr):
-        h = stubs.health_pb2
         try:
             import grpc
+        except ImportError as e:  # else every wait would only time out
+            raise StackError("%s: install python3-grpcio (deploy/local/packages.apt)" % e)
+        h = stubs.health_pb2
+        try:
             with grpc.insecure_channel(addr) as ch:
                 resp = stubs.health_pb2_grpc.HealthStub(ch).Check(
                     h.HealthCheckRequest(service=""), timeout=1)
