@@ -25,7 +25,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "stack"))
 sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "hostile"))
-from stack import Stack  # noqa: E402
+from stack import LOAD_TEST_LIMITS, Stack  # noqa: E402
 
 FRONTEND = "http://localhost:3000"
 USERS = {"andrewbrown": ("Andrew Brown", "andrew@exampro.co"),
@@ -143,9 +143,11 @@ class EventsTest(unittest.TestCase):
             s.messages_svc(schema=True)
             cls.msgs_a = s.messages_addr
             cls.msgs_b = s.messages_replica(2)
-            s.gateway(env={"FRONTEND_URL": FRONTEND, "GATEWAY_SSE_MAX_STREAMS_PER_USER": str(PER_USER)})
+            # The churn tests post as fast as they go: the send limits must not refuse them.
+            s.gateway(env=dict(LOAD_TEST_LIMITS, FRONTEND_URL=FRONTEND,
+                               GATEWAY_SSE_MAX_STREAMS_PER_USER=str(PER_USER)))
             cls.gw_a = s.gateway_url
-            cls.gw_b_env = {"FRONTEND_URL": FRONTEND, "MESSAGES_ADDR": cls.msgs_b,
+            cls.gw_b_env = {**LOAD_TEST_LIMITS, "FRONTEND_URL": FRONTEND, "MESSAGES_ADDR": cls.msgs_b,
                             "GATEWAY_SSE_MAX_STREAMS": str(TOTAL_B),
                             "GATEWAY_SSE_KEEPALIVE_S": "1",
                             "GATEWAY_LISTEN": "127.0.0.1:%d" % s._port("gateway_b")}
