@@ -22,7 +22,7 @@
  * row, one Query of its messages above that bound. Each stream filters what
  * is new to it. Results go out through rpc_sstream_send (never blocks); what
  * a stream's queue has no room for waits for a poll 50 ms later (deliver).
- * A queue full regardless ends the stream with RESOURCE_EXHAUSTED; it resumes.
+ * A queue that stays full for 10 s ends the stream with RESOURCE_EXHAUSTED; it resumes.
  *
  * Threads: a few poller threads (WATCH_POLLERS) do every DynamoDB read of
  * live streams, each taking a batch of due users (a user is polled by one
@@ -62,6 +62,7 @@
 #define WATCH_RESUME_PAUSE_US 150000            /* between them */
 #define WATCH_LATE_MAX 8                        /* late messages a resume recognises */
 #define WATCH_HOLD_US 50000                     /* a stream's queue was full: poll again */
+#define WATCH_HOLD_MAX_US (10 * 1000000LL)      /* full that long: the client is stuck */
 
 typedef Cruddur__Messages__V1__WatchEvent WatchEvent;
 typedef char sk_t[KEYS_MSG_SK_LEN + 1];
@@ -76,6 +77,7 @@ typedef struct wstream {
   sk_t *seen; /* owned: delivered sks above low, unordered */
   size_t n_seen, cap_seen;
   int overflow; /* seen dropped an entry: tokens cannot be verified */
+  int64_t held_us; /* monotonic: since when its queue had no room (0: it had) */
   int dead;     /* ended; waiting for its done callback */
 } wstream;
 
@@ -452,9 +454,17 @@ static int deliver(watch_hub *h, wstream *ws, const poll_result *r, const cand *
     ws_low(ws, low);
     if (strcmp(c[i].v.sk, low) > 0 && !ws_seen(ws, c[i].v.sk)) {
       if (rpc_sstream_room(ws->s) < 2) {
+        int64_t now = ts_mono_us();
+        if (ws->held_us == 0) ws->held_us = now;
+        if (now - ws->held_us > WATCH_HOLD_MAX_US) { /* resuming is better than waiting */
+          ws->dead = 1;
+          rpc_sstream_end(ws->s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "stream too slow to keep up; resume with the last resume_token");
+        }
         *held = 1;
         break;
       }
+      ws->held_us = 0;
       ws_remember(ws, c[i].v.sk);
       send_message(h, ws, &c[i]);
       top[row] = &c[i].v;
