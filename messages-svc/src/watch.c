@@ -254,10 +254,20 @@ static void result_free(poll_result *r) {
  * remembers, so every poll moves on (see read_moved). */
 _Static_assert(WATCH_ROW_READ_MAX > WATCH_SEEN_MAX + WATCH_LATE_MAX, "a cut page must move on");
 
-static const char *item_sk(const cJSON *item) {
+/* Copies a message's sk (as read: of any length) into out; -1 when it is
+ * longer than any sk we write. */
+static int sk_set(sk_t out, const char *sk) {
+  size_t n = strlen(sk);
+  if (n >= sizeof(sk_t)) return -1;
+  memcpy(out, sk, n + 1);
+  return 0;
+}
+
+/* The sk of a Query item, copied to out; -1 when missing or malformed. */
+static int item_sk(const cJSON *item, sk_t out) {
   const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, "sk"),
                                                     "S");
-  return cJSON_IsString(s) ? s->valuestring : NULL;
+  return cJSON_IsString(s) ? sk_set(out, s->valuestring) : -1;
 }
 
 /* Messages of `group` with sk > after, oldest first, Query page after page
@@ -269,9 +279,13 @@ static const char *item_sk(const cJSON *item) {
 static int read_msgs(store *st, const char *group, const char *after, const char *stop, int max,
                      int64_t deadline, cJSON **msgs, int *cut, sk_t last, aws_error *err) {
   sk_t from;
-  snprintf(from, sizeof from, "%s", after);
   *msgs = NULL;
   *cut = 0;
+  if (sk_set(from, after) != 0) { /* callers pass a position: never */
+    memset(err, 0, sizeof *err);
+    err->code = AWS_E_CLIENT;
+    return STORE_ERR;
+  }
   for (int n = 0;;) {
     cJSON *page = NULL;
     if (store_messages_after(st, group, from, WATCH_MSGS_LIMIT, deadline, &page, err) != STORE_OK) {
@@ -282,8 +296,8 @@ static int read_msgs(store *st, const char *group, const char *after, const char
     cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "Items");
     int more = cJSON_GetObjectItemCaseSensitive(page, "LastEvaluatedKey") != NULL;
     int got = cJSON_GetArraySize(items);
-    const char *sk = got > 0 ? item_sk(cJSON_GetArrayItem(items, got - 1)) : NULL;
-    if (sk != NULL) snprintf(from, sizeof from, "%s", sk);
+    /* The page's last sk: where the next page starts (none: stop here). */
+    int next = got > 0 && item_sk(cJSON_GetArrayItem(items, got - 1), from) == 0;
     if (*msgs == NULL) {
       *msgs = page;
       cJSON_DeleteItemFromObjectCaseSensitive(page, "LastEvaluatedKey");
@@ -293,7 +307,7 @@ static int read_msgs(store *st, const char *group, const char *after, const char
       cJSON_Delete(page);
     }
     n += got;
-    if (!more || sk == NULL || (stop != NULL && strcmp(sk, stop) > 0)) return STORE_OK;
+    if (!more || !next || (stop != NULL && strcmp(from, stop) > 0)) return STORE_OK;
     if (n >= max) {
       *cut = 1;
       memcpy(last, from, sizeof from);
