@@ -195,7 +195,11 @@ int main(int argc, char **argv) {
       "/cruddur.messages.v1.MessagesService/ListMessages", NULL};
   app.users = rpc_channel_open_retry(users_addr, users_reads);
   app.messages = rpc_channel_open_retry(messages_addr, messages_reads);
-  if (app.ucache == NULL || app.hcache == NULL || app.users == NULL || app.messages == NULL) {
+  /* GET /api/events streams: their own channel, without retry state per
+   * call (rpc_channel_open_streams): they resume with their token. */
+  rpc_channel *events = rpc_channel_open_streams(messages_addr);
+  if (app.ucache == NULL || app.hcache == NULL || app.users == NULL || app.messages == NULL ||
+      events == NULL) {
     fprintf(stderr, "gateway: out of memory at start\n");
     return 1;
   }
@@ -238,7 +242,7 @@ int main(int argc, char **argv) {
   }
 #endif
 
-  gw_sse_config ecfg = {app.messages, sse_max, sse_per_user, (int64_t)sse_keepalive * 1000000,
+  gw_sse_config ecfg = {events, sse_max, sse_per_user, (int64_t)sse_keepalive * 1000000,
                         rpc_timeout};
   if (gw_sse_start(&ecfg, &app.sse) != 0) {
     fprintf(stderr, "gateway: cannot start the event-stream loop\n");
@@ -285,6 +289,7 @@ int main(int argc, char **argv) {
 #endif
   rpc_channel_close(app.users);
   rpc_channel_close(app.messages);
+  rpc_channel_close(events);
   gw_ucache_free(app.ucache);
   gw_ucache_free(app.hcache);
   for (int l = 0; l < GW_LIMIT_COUNT; l++)

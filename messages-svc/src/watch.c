@@ -20,8 +20,9 @@
  * Sharing. Streams of one user on this replica share one wuser: one Query
  * of the rows moved since the lowest `low` of its streams, then, per moved
  * row, one Query of its messages above that bound. Each stream filters what
- * is new to it. Results go out through rpc_sstream_send (never blocks); a
- * stream whose queue is full is ended with RESOURCE_EXHAUSTED and resumes.
+ * is new to it. Results go out through rpc_sstream_send (never blocks); what
+ * a stream's queue has no room for waits for a poll 50 ms later (deliver).
+ * A queue that stays full for 10 s ends the stream with RESOURCE_EXHAUSTED; it resumes.
  *
  * Threads: a few poller threads (WATCH_POLLERS) do every DynamoDB read of
  * live streams, each taking a batch of due users (a user is polled by one
@@ -52,11 +53,16 @@
 #define WATCH_BUSY_MS 1000                      /* poll interval while things move */
 #define WATCH_IDLE_MS 5000                      /* after a minute of quiet */
 #define WATCH_ROWS_LIMIT 100                    /* rows per Query */
-#define WATCH_MSGS_LIMIT 200                    /* messages per Query */
+#define WATCH_MSGS_LIMIT 200                    /* messages per Query page */
+#define WATCH_ROW_READ_MAX 1024                 /* messages read per conversation per read */
+#define WATCH_READ_MAX 20000                    /* messages read per read, all conversations */
 #define WATCH_BATCH 64                          /* users polled per poller round */
 #define WATCH_IO_BUDGET_US (5 * 1000000LL)      /* one poll's DynamoDB budget */
 #define WATCH_RESUME_TRIES 4                    /* reads of a token's window */
 #define WATCH_RESUME_PAUSE_US 150000            /* between them */
+#define WATCH_LATE_MAX 8                        /* late messages a resume recognises */
+#define WATCH_HOLD_US 50000                     /* a stream's queue was full: poll again */
+#define WATCH_HOLD_MAX_US (10 * 1000000LL)      /* full that long: the client is stuck */
 
 typedef Cruddur__Messages__V1__WatchEvent WatchEvent;
 typedef char sk_t[KEYS_MSG_SK_LEN + 1];
@@ -71,6 +77,7 @@ typedef struct wstream {
   sk_t *seen; /* owned: delivered sks above low, unordered */
   size_t n_seen, cap_seen;
   int overflow; /* seen dropped an entry: tokens cannot be verified */
+  int64_t held_us; /* monotonic: since when its queue had no room (0: it had) */
   int dead;     /* ended; waiting for its done callback */
 } wstream;
 
@@ -138,9 +145,18 @@ static void ws_prune(wstream *ws) {
   ws->n_seen = j;
 }
 
+static void send_resync(watch_hub *h, wstream *ws, const char *why);
+
 static void ws_remember(wstream *ws, const char *sk) {
   if (strcmp(sk, ws->cur) > 0) snprintf(ws->cur, sizeof ws->cur, "%s", sk);
   ws_prune(ws);
+  if (ws->n_seen == WATCH_SEEN_MAX && ws->s != NULL) {
+    /* More messages in the late window than a stream remembers: forgetting
+     * one would deliver it again. Restart the window from now instead, with
+     * a resync (messages older than now that were late are the reload's). */
+    if (ts_format_stored(ts_now_us(), ws->start) == 0) ws_prune(ws);
+    send_resync(ws->h, ws, "too many messages at once");
+  }
   if (ws->n_seen == ws->cap_seen) {
     size_t cap = ws->cap_seen ? ws->cap_seen * 2 : 8;
     if (cap > WATCH_SEEN_MAX) cap = WATCH_SEEN_MAX;
@@ -223,7 +239,8 @@ typedef struct moved {
 typedef struct poll_result {
   moved *v; /* owned */
   size_t n;
-  int truncated; /* more rows or messages than one Query gave: poll again soon */
+  int truncated; /* more rows or messages than one read gave: poll again soon */
+  sk_t upto;     /* "" or the lowest last sk of a conversation cut at the read cap */
 } poll_result;
 
 static void result_free(poll_result *r) {
@@ -232,10 +249,81 @@ static void result_free(poll_result *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* Rows of `user` moved above `low`, and for each its messages above `low`.
- * Returns STORE_OK or STORE_ERR. */
-static int read_moved(store *st, const char *user, const char *low, int64_t deadline,
-                      poll_result *out, aws_error *err) {
+/* Pages beyond WATCH_ROW_READ_MAX must show a stream something new: a
+ * conversation cut there has more messages in the window than any stream
+ * remembers, so every poll moves on (see read_moved). */
+_Static_assert(WATCH_ROW_READ_MAX > WATCH_SEEN_MAX + WATCH_LATE_MAX, "a cut page must move on");
+
+/* Copies a message's sk (as read: of any length) into out; -1 when it is
+ * longer than any sk we write. */
+static int sk_set(sk_t out, const char *sk) {
+  size_t n = strlen(sk);
+  if (n >= sizeof(sk_t)) return -1;
+  memcpy(out, sk, n + 1);
+  return 0;
+}
+
+/* The sk of a Query item, copied to out; -1 when missing or malformed. */
+static int item_sk(const cJSON *item, sk_t out) {
+  const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, "sk"),
+                                                    "S");
+  return cJSON_IsString(s) ? sk_set(out, s->valuestring) : -1;
+}
+
+/* Messages of `group` with sk > after, oldest first, Query page after page
+ * (each page continues after the previous one's last sk) into one answer:
+ * *msgs (caller owns) whose "Items" hold them all. Stops after the page
+ * that passes `stop` (NULL: never), or once `max` messages are read, then
+ * *cut = 1 and `last` is the newest sk read: the conversation may hold
+ * more above it. Returns STORE_OK or STORE_ERR (*msgs NULL). */
+static int read_msgs(store *st, const char *group, const char *after, const char *stop, int max,
+                     int64_t deadline, cJSON **msgs, int *cut, sk_t last, aws_error *err) {
+  sk_t from;
+  *msgs = NULL;
+  *cut = 0;
+  if (sk_set(from, after) != 0) { /* callers pass a position: never */
+    memset(err, 0, sizeof *err);
+    err->code = AWS_E_CLIENT;
+    return STORE_ERR;
+  }
+  for (int n = 0;;) {
+    cJSON *page = NULL;
+    if (store_messages_after(st, group, from, WATCH_MSGS_LIMIT, deadline, &page, err) != STORE_OK) {
+      cJSON_Delete(*msgs);
+      *msgs = NULL;
+      return STORE_ERR;
+    }
+    cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "Items");
+    int more = cJSON_GetObjectItemCaseSensitive(page, "LastEvaluatedKey") != NULL;
+    int got = cJSON_GetArraySize(items);
+    /* The page's last sk: where the next page starts (none: stop here). */
+    int next = got > 0 && item_sk(cJSON_GetArrayItem(items, got - 1), from) == 0;
+    if (*msgs == NULL) {
+      *msgs = page;
+      cJSON_DeleteItemFromObjectCaseSensitive(page, "LastEvaluatedKey");
+    } else { /* move the page's items to the end of the first answer's */
+      cJSON *all = cJSON_GetObjectItemCaseSensitive(*msgs, "Items"), *it;
+      while ((it = cJSON_DetachItemFromArray(items, 0)) != NULL) cJSON_AddItemToArray(all, it);
+      cJSON_Delete(page);
+    }
+    n += got;
+    if (!more || !next || (stop != NULL && strcmp(from, stop) > 0)) return STORE_OK;
+    if (n >= max) {
+      *cut = 1;
+      memcpy(last, from, sizeof from);
+      return STORE_OK;
+    }
+  }
+}
+
+/* Rows of `user` moved above `low` (one Query page: more than
+ * WATCH_ROWS_LIMIT rows set out->truncated), and for each its messages
+ * above `low`, paged (read_msgs; `stop` as there). A conversation cut at
+ * the read cap sets out->upto to the lowest such last sk: merge() leaves
+ * anything above it to the next poll, so a stream's position never passes
+ * a message that was not read. Returns STORE_OK or STORE_ERR. */
+static int read_moved(store *st, const char *user, const char *low, const char *stop,
+                      int64_t deadline, poll_result *out, aws_error *err) {
   memset(out, 0, sizeof *out);
   cJSON *rows = NULL;
   if (store_groups_moved(st, user, low, WATCH_ROWS_LIMIT, deadline, &rows, err) != STORE_OK)
@@ -251,17 +339,24 @@ static int read_moved(store *st, const char *user, const char *low, int64_t dead
     return STORE_ERR;
   }
   const cJSON *item;
-  int rc = STORE_OK;
+  int rc = STORE_OK, total = 0;
   cJSON_ArrayForEach(item, items) {
     moved *m = &out->v[out->n];
     if (store_group_from_item(item, &m->row) != 0 || m->row.last_sk[0] == '\0') continue;
-    if (store_messages_after(st, m->row.group, low, WATCH_MSGS_LIMIT, deadline, &m->msgs,
-                             err) != STORE_OK) {
+    int max = WATCH_READ_MAX - total < WATCH_ROW_READ_MAX ? WATCH_READ_MAX - total
+                                                          : WATCH_ROW_READ_MAX;
+    int cut = 0;
+    sk_t last;
+    if (read_msgs(st, m->row.group, low, stop, max > 0 ? max : 1, deadline, &m->msgs, &cut, last,
+                  err) != STORE_OK) {
       rc = STORE_ERR;
       break;
     }
-    if (cJSON_GetObjectItemCaseSensitive(m->msgs, "LastEvaluatedKey") != NULL)
+    total += cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(m->msgs, "Items"));
+    if (cut) {
       out->truncated = 1;
+      if (out->upto[0] == '\0' || strcmp(last, out->upto) < 0) memcpy(out->upto, last, sizeof last);
+    }
     out->n++;
   }
   cJSON_Delete(rows);
@@ -300,6 +395,7 @@ static cand *merge(const poll_result *r, size_t *n) {
     }
   }
   qsort(c, *n, sizeof *c, cand_cmp);
+  while (*n > 0 && r->upto[0] != '\0' && strcmp(c[*n - 1].v.sk, r->upto) > 0) (*n)--;
   for (size_t i = *n; i-- > 0;) {
     c[i].last_of_row = 1;
     for (size_t j = i + 1; j < *n; j++) {
@@ -357,10 +453,13 @@ static void send_group(watch_hub *h, wstream *ws, const moved *m, const store_ms
 /* Delivers what is new to ws among the merged messages c of r: each
  * message not yet delivered, and after a conversation's last message in
  * this poll, the conversation as a list item showing its newest message
- * (never a late older one). top (r->n entries, scratch) is per row. hub->mu held. Returns 1
- * when it sent any. */
+ * (never a late older one). top (r->n entries, scratch) is per row. When
+ * the stream's queue has no room for a message and its list item, it stops
+ * there and sets *held: the rest stays above the stream's position, for a
+ * poll shortly after (a burst is paced to the client, not ended). hub->mu
+ * held. Returns 1 when it sent any. */
 static int deliver(watch_hub *h, wstream *ws, const poll_result *r, const cand *c, size_t n,
-                   const store_msg_view **top) {
+                   const store_msg_view **top, int *held) {
   int any = 0;
   for (size_t i = 0; i < r->n; i++) top[i] = NULL;
   for (size_t i = 0; i < n && !ws->dead; i++) {
@@ -368,6 +467,18 @@ static int deliver(watch_hub *h, wstream *ws, const poll_result *r, const cand *
     char low[28];
     ws_low(ws, low);
     if (strcmp(c[i].v.sk, low) > 0 && !ws_seen(ws, c[i].v.sk)) {
+      if (rpc_sstream_room(ws->s) < 2) {
+        int64_t now = ts_mono_us();
+        if (ws->held_us == 0) ws->held_us = now;
+        if (now - ws->held_us > WATCH_HOLD_MAX_US) { /* resuming is better than waiting */
+          ws->dead = 1;
+          rpc_sstream_end(ws->s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                          "stream too slow to keep up; resume with the last resume_token");
+        }
+        *held = 1;
+        break;
+      }
+      ws->held_us = 0;
       ws_remember(ws, c[i].v.sk);
       send_message(h, ws, &c[i]);
       top[row] = &c[i].v;
@@ -428,7 +539,7 @@ static void user_low(const wuser *u, char out[28]) {
 static void poll_user(watch_hub *h, wuser *u, const char *low) {
   poll_result r;
   aws_error err;
-  int rc = read_moved(h->st, u->uuid, low, ts_mono_us() + WATCH_IO_BUDGET_US, &r, &err);
+  int rc = read_moved(h->st, u->uuid, low, NULL, ts_mono_us() + WATCH_IO_BUDGET_US, &r, &err);
   pthread_mutex_lock(&h->mu);
   int64_t now = ts_mono_us();
   if (rc != STORE_OK) {
@@ -436,18 +547,18 @@ static void poll_user(watch_hub *h, wuser *u, const char *low) {
              err.name, err.http_status);
     u->due_us = now + (int64_t)WATCH_BUSY_MS * 1000;
   } else {
-    int any = 0;
+    int any = 0, held = 0;
     size_t n = 0;
     cand *c = merge(&r, &n);
     const store_msg_view **top = calloc(r.n > 0 ? r.n : 1, sizeof *top);
     if (c == NULL || top == NULL) r.truncated = 1; /* out of memory: try again soon */
     for (wstream *ws = u->streams; ws != NULL && c != NULL && top != NULL; ws = ws->next)
-      any |= deliver(h, ws, &r, c, n, top);
+      any |= deliver(h, ws, &r, c, n, top, &held);
     free(top);
     free(c);
     if (any) u->moved_us = now;
     /* More than one Query's worth: go on at once. */
-    u->due_us = r.truncated ? now : now + interval_us(u, now);
+    u->due_us = r.truncated ? now : held ? now + WATCH_HOLD_US : now + interval_us(u, now);
   }
   u->polling = 0;
   if (u->n_streams == 0) user_unlink_free(h, u);
@@ -541,7 +652,6 @@ static const char *over_cap(const watch_hub *h, const wuser *u) {
  * looked for among the WATCH_LATE_SCAN newest of the window (a message is
  * late because it was in flight while newer ones landed, so it sits near
  * the token's end). */
-#define WATCH_LATE_MAX 8
 #define WATCH_LATE_SCAN 24
 
 static int sk_cmp(const void *a, const void *b) { return strcmp(a, b); }
@@ -598,7 +708,8 @@ static int resume_once(watch_hub *h, const char *user, const watch_pos *p, int64
     return 2;
   }
   poll_result r;
-  if (read_moved(h->st, user, p->low, deadline, &r, err) != STORE_OK) return -1;
+  /* The window (low, cur] only: a conversation's paging stops past cur. */
+  if (read_moved(h->st, user, p->low, p->cur, deadline, &r, err) != STORE_OK) return -1;
   sk_t *v = malloc((WATCH_SEEN_MAX + WATCH_LATE_MAX) * sizeof *v);
   size_t n = 0;
   int ok = v != NULL && !r.truncated;

@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "host
 sys.path.insert(0, os.environ["BENCH_DIR"])
 import subprocess  # noqa: E402
 from hostile import Minter  # noqa: E402
-from stack import Stack  # noqa: E402
+from stack import LOAD_TEST_LIMITS, Stack  # noqa: E402
 from benchlib import mem_kib, record, target  # noqa: E402
 from test_events import USERS, Sse, EventsTest  # noqa: E402  (the raw SSE client, the POST helper)
 
@@ -88,7 +88,8 @@ try:
     s.messages_svc(schema=True, env=watch_caps)
     Bench.s, Bench.extra = s, extra
     msgs_b = s.messages_replica(2, env=watch_caps)
-    caps = {"GATEWAY_SSE_MAX_STREAMS": str(N + 100), "GATEWAY_SSE_MAX_STREAMS_PER_USER": "1000",
+    caps = {**LOAD_TEST_LIMITS,  # -m messages posted one after another: no 429
+            "GATEWAY_SSE_MAX_STREAMS": str(N + 100), "GATEWAY_SSE_MAX_STREAMS_PER_USER": "1000",
             "GATEWAY_MAX_CONNECTIONS": "4096"}
     gw_a = s.gateway(env=dict(caps))
     Bench.gw_b_env = dict(caps, MESSAGES_ADDR=msgs_b, GATEWAY_LISTEN="127.0.0.1:%d" % s._port("gateway_b"))

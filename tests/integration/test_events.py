@@ -25,7 +25,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "stack"))
 sys.path.insert(0, os.path.join(os.environ["CRUDDUR_SOURCE_DIR"], "tests", "hostile"))
-from stack import Stack  # noqa: E402
+from stack import LOAD_TEST_LIMITS, Stack  # noqa: E402
 
 FRONTEND = "http://localhost:3000"
 USERS = {"andrewbrown": ("Andrew Brown", "andrew@exampro.co"),
@@ -143,9 +143,11 @@ class EventsTest(unittest.TestCase):
             s.messages_svc(schema=True)
             cls.msgs_a = s.messages_addr
             cls.msgs_b = s.messages_replica(2)
-            s.gateway(env={"FRONTEND_URL": FRONTEND, "GATEWAY_SSE_MAX_STREAMS_PER_USER": str(PER_USER)})
+            # The churn tests post as fast as they go: the send limits must not refuse them.
+            s.gateway(env=dict(LOAD_TEST_LIMITS, FRONTEND_URL=FRONTEND,
+                               GATEWAY_SSE_MAX_STREAMS_PER_USER=str(PER_USER)))
             cls.gw_a = s.gateway_url
-            cls.gw_b_env = {"FRONTEND_URL": FRONTEND, "MESSAGES_ADDR": cls.msgs_b,
+            cls.gw_b_env = {**LOAD_TEST_LIMITS, "FRONTEND_URL": FRONTEND, "MESSAGES_ADDR": cls.msgs_b,
                             "GATEWAY_SSE_MAX_STREAMS": str(TOTAL_B),
                             "GATEWAY_SSE_KEEPALIVE_S": "1",
                             "GATEWAY_LISTEN": "127.0.0.1:%d" % s._port("gateway_b")}
@@ -347,24 +349,14 @@ class EventsTest(unittest.TestCase):
         self.assertEqual(resyncs, [], "a resync where the position was known")
         self.assertEqual({m["uuid"] for m in got}, {m["uuid"] for m in posted}, "missed events")
 
-    def test_d3_burst_never_a_silent_gap(self):
-        """300 messages as fast as 4 senders go, same drops. Resuming after
-        more messages than messages-svc re-reads of the 15 s window (200)
-        gives an explicit resync (see the report); either way nothing is
-        repeated, and what the stream did not bring the reload does."""
+    def test_d3_burst_resumes_without_resync(self):
+        """300 messages as fast as 4 senders go, same drops. A resume re-reads
+        the token's 15 s window page by page (messages-svc's README, "Live
+        events": up to 512 messages per window), so even in a burst every
+        message arrives exactly once and no resync is needed."""
         posted, got, resyncs, _ = self.churn(300, 4, 0, "burst")
-        missing = {m["uuid"] for m in posted} - {m["uuid"] for m in got}
-        if missing:
-            self.assertTrue(resyncs, "missed %d events without a resync" % len(missing))
-            # After a resync the stream goes on from the server's "now": only
-            # messages stored (created_at, same clock) before the last resync
-            # arrived may be left to the reload the resync asks for.
-            last = max(r["at"] for r in resyncs)
-            by_id = {m["uuid"]: m for m in posted}
-            late = [by_id[u] for u in missing if wire_time(by_id[u]["created_at"]) > last]
-            self.assertEqual(late, [], "missed after the last resync")
-        print("burst: %d messages, %d resync(s), %d left to the reload" % (
-            len(posted), len(resyncs), len(missing)), file=sys.stderr)
+        self.assertEqual(resyncs, [], "a resync where the position was known")
+        self.assertEqual({m["uuid"] for m in got}, {m["uuid"] for m in posted}, "missed events")
 
     def test_e_sigterm_ends_streams_and_nothing_is_lost(self):
         """Streams on gateway B end at SIGTERM (well within the drain), B
@@ -496,12 +488,6 @@ class EventsTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertTrue(_http_ok(self.gw_a + "/healthz"))
         self.open(self.gw_a, "bayko")
-
-
-def wire_time(s):
-    """The API's "YYYY-MM-DDTHH:MM:SS.ffffff+00:00" as epoch seconds."""
-    import datetime
-    return datetime.datetime.fromisoformat(s).timestamp()
 
 
 def _http_ok(url, timeout=2.0):

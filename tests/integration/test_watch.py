@@ -215,6 +215,25 @@ class CrossReplica(unittest.TestCase):
         self.assertEqual(set(got), set(posted), "an event was missed")
         self.assertGreater(streams, 3)
 
+    def test_resume_past_more_than_one_query_page(self):
+        """250 messages posted while the client is away, more than one
+        DynamoDB Query page (200): the resume pages through the token's
+        window and the polls page through the backlog, so all 250 arrive,
+        once each, in order, with no resync."""
+        a, b = party(), party()
+        g = start_group(1, a, b, "before").message_group_uuid
+        w = Watch(1, b.uuid)
+        self.assertTrue(w.wait(has_ready))
+        w.cancel()
+        tok = w.last_token()
+        posted = [post(1 + i % 2, g, a, "away %d" % i).message_uuid for i in range(250)]
+        w = Watch(2, b.uuid, tok)
+        w.wait(lambda w: len(w.messages()) >= 250 or "resync" in w.kinds(), 30)
+        time.sleep(1.5)  # one more poll: nothing repeated after the last
+        w.cancel()
+        self.assertNotIn("resync", w.kinds())
+        self.assertEqual([m.message_uuid for m in w.messages()], posted)
+
     def test_sigterm_ends_streams_and_the_token_continues_elsewhere(self):
         a, b = party(), party()
         g = start_group(1, a, b, "before").message_group_uuid

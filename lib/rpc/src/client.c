@@ -101,9 +101,17 @@ static char *service_config(const char *const *paths) {
   return out;
 }
 
-rpc_channel *rpc_channel_open(const char *target) { return rpc_channel_open_retry(target, NULL); }
+static rpc_channel *channel_open(const char *target, const char *const *retry_paths, int streams);
+
+rpc_channel *rpc_channel_open(const char *target) { return channel_open(target, NULL, 0); }
 
 rpc_channel *rpc_channel_open_retry(const char *target, const char *const *retry_paths) {
+  return channel_open(target, retry_paths, 0);
+}
+
+rpc_channel *rpc_channel_open_streams(const char *target) { return channel_open(target, NULL, 1); }
+
+static rpc_channel *channel_open(const char *target, const char *const *retry_paths, int streams) {
   if (target == NULL || target[0] == '\0') return NULL;
   char *config = service_config(retry_paths);
   if (config == NULL) return NULL;
@@ -143,21 +151,25 @@ rpc_channel *rpc_channel_open_retry(const char *target, const char *const *retry
       {GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0},
   };
   enum { N_OPTS = sizeof opts / sizeof opts[0] };
-  grpc_arg arg[N_OPTS];
-  for (size_t i = 0; i < N_OPTS; i++) {
-    arg[i].type = GRPC_ARG_INTEGER;
-    arg[i].key = (char *)opts[i].key;
-    arg[i].value.integer = opts[i].value;
+  grpc_arg all[N_OPTS + 2];
+  size_t n = 0;
+  for (; n < N_OPTS; n++) {
+    all[n].type = GRPC_ARG_INTEGER;
+    all[n].key = (char *)opts[n].key;
+    all[n].value.integer = opts[n].value;
   }
   /* round_robin: one connection to every address the name resolves to
    * (a headless Service gives one per ready pod) and calls spread over
    * them; the default, pick_first, would send everything to one pod. */
-  grpc_arg all[N_OPTS + 1];
-  memcpy(all, arg, sizeof arg);
-  all[N_OPTS].type = GRPC_ARG_STRING;
-  all[N_OPTS].key = (char *)GRPC_ARG_SERVICE_CONFIG;
-  all[N_OPTS].value.string = config;
-  grpc_channel_args args = {N_OPTS + 1, all};
+  all[n].type = GRPC_ARG_STRING;
+  all[n].key = (char *)GRPC_ARG_SERVICE_CONFIG;
+  all[n++].value.string = config;
+  if (streams) { /* rpc_channel_open_streams says why */
+    all[n].type = GRPC_ARG_INTEGER;
+    all[n].key = (char *)GRPC_ARG_ENABLE_RETRIES;
+    all[n++].value.integer = 0;
+  }
+  grpc_channel_args args = {n, all};
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->ch = grpc_channel_create(target, creds, &args);
   grpc_channel_credentials_release(creds);

@@ -226,6 +226,13 @@ size_t rpc_sstream_queued(rpc_sstream *s) {
   return n;
 }
 
+size_t rpc_sstream_room(rpc_sstream *s) {
+  pthread_mutex_lock(&s->mu);
+  size_t n = s->ending || s->dead ? 0 : s->q_cap - s->q_len;
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
 rpc_sstream *rpc_sstream_ref(rpc_sstream *s) {
   pthread_mutex_lock(&s->mu);
   s->refs++;

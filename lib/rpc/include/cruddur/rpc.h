@@ -202,6 +202,11 @@ void rpc_sstream_end(rpc_sstream *s, grpc_status_code code, const char *msg);
 /* Messages queued and not yet written (for metrics and tests). */
 size_t rpc_sstream_queued(rpc_sstream *s);
 
+/* How many more messages rpc_sstream_send would queue now (0 once the
+ * stream is ending), so a producer with more to say can hold it back and
+ * try again later instead of overflowing a slow client's queue. */
+size_t rpc_sstream_room(rpc_sstream *s);
+
 /* Takes a reference; returns s. Any thread, while holding one already. */
 rpc_sstream *rpc_sstream_ref(rpc_sstream *s);
 
