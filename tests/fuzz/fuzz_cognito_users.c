@@ -104,14 +104,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           rep.n_conflict_names > USR_SYNC_MAX_NAMES)
         abort();
       for (size_t i = 0; i < n; i++) {
-        if (uv_handle(c[i].handle) != UV_OK || uv_cognito_user_id(c[i].sub) != UV_OK) abort();
+        /* Every candidate has a usable sub; only a well-formed claim has a
+         * handle, lower-cased; the array is sorted by handle. */
+        if (uv_cognito_user_id(c[i].sub) != UV_OK) abort();
+        if ((c[i].claim == USR_CLAIM_OK) != (c[i].handle[0] != '\0')) abort();
+        if (c[i].claim == USR_CLAIM_OK && uv_handle(c[i].handle) != UV_OK) abort();
         for (const char *h = c[i].handle; *h; h++)
           if (isupper((unsigned char)*h)) abort();
         if (i > 0 && strcmp(c[i - 1].handle, c[i].handle) > 0) abort();
-        if (i > 0 && strcmp(c[i - 1].handle, c[i].handle) == 0 &&
-            !(c[i - 1].conflict && c[i].conflict))
-          abort(); /* one handle claimed twice is never linked */
       }
+      /* No row linked (as for an empty table): of the users claiming one
+       * handle, at most one is left to link; the others are conflicts. */
+      usr_sync_claims(c, n, &rep);
+      for (size_t i = 0, open = 0; i < n; i++) {
+        if (i == 0 || strcmp(c[i - 1].handle, c[i].handle) != 0) open = 0;
+        open += c[i].claim == USR_CLAIM_OK && !c[i].conflict;
+        if (open > 1) abort(); /* one handle claimed twice is never linked */
+      }
+      if ((size_t)rep.conflicts > n) abort();
     }
     free(c);
     usr_sync_report_free(&rep);
