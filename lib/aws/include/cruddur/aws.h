@@ -1,7 +1,9 @@
 /* aws.h - AWS JSON-protocol calls (DynamoDB, Cognito) over libcurl.
  *
- * Requests are signed with libcurl's built-in SigV4 (CURLOPT_AWS_SIGV4),
- * including X-Amz-Security-Token when a session token is configured. Each
+ * Requests are signed with our own SigV4 signer (src/sigv4.c; the derived
+ * key is cached per credentials, day, region and service, see README.md),
+ * including X-Amz-Security-Token when a session token is configured;
+ * libcurl is the transport only. Each
  * thread keeps its own kept-alive curl handle per client (connection reuse
  * without locks). Throttling and 5xx answers are retried with capped
  * exponential backoff and full jitter, within the caller's time budget;
