@@ -58,8 +58,8 @@
 #define WATCH_READ_MAX 20000                    /* messages read per read, all conversations */
 #define WATCH_BATCH 64                          /* users polled per poller round */
 #define WATCH_IO_BUDGET_US (5 * 1000000LL)      /* one poll's DynamoDB budget */
-#define WATCH_RESUME_TRIES 4                    /* reads of a token's window */
-#define WATCH_RESUME_PAUSE_US 150000            /* between them */
+#define WATCH_RESUME_TRIES 10                   /* reads of a token's window */
+#define WATCH_RESUME_PAUSE_US 200000            /* between them: ~2 s in all */
 #define WATCH_LATE_MAX 8                        /* late messages a resume recognises */
 #define WATCH_HOLD_US 50000                     /* a stream's queue was full: poll again */
 #define WATCH_HOLD_MAX_US (10 * 1000000LL)      /* full that long: the client is stuck */
