@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { assert, checker, until as poll } from '../e2e/checks.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // playwright-core from tests/e2e (pinned by its package-lock.json).
@@ -32,9 +33,6 @@ if (!FRONT || !GATEWAY) {
 fs.mkdirSync(ART, { recursive: true });
 
 const run = Date.now().toString(36); // makes this run's messages unique
-let passed = 0;
-let failed = 0;
-let blocked = null; // a failed critical check: the rest cannot work
 
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
@@ -64,27 +62,8 @@ async function person(handle) {
   return p;
 }
 
-async function check(name, fn, { critical = false } = {}) {
-  if (blocked) {
-    failed++;
-    console.log(`FAIL ${name}: not run, "${blocked}" failed`);
-    return;
-  }
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${(e && e.message) || e}`);
-    if (critical) blocked = name;
-  }
-}
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
+// Named checks (a failed critical one fails the rest fast), as in tests/e2e.
+const { check, done } = checker(async () => {});
 
 async function shot(p, name) {
   await p.page.screenshot({ path: path.join(ART, `${name}.png`), fullPage: true });
@@ -95,14 +74,7 @@ function statuses(p, method, re) {
   return p.api.filter((a) => a.method === method && re.test(a.path)).map((a) => a.status);
 }
 
-async function until(fn, what, timeout = TIMEOUT) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    if (await fn().catch(() => false)) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
+const until = (fn, what, timeout = TIMEOUT) => poll(fn, what, timeout, 150);
 
 // The original signs in with Amplify's Auth.signIn(username, password); its
 // field is labelled "Email", cognito-local's pool signs in by username (the handle).
@@ -257,5 +229,4 @@ for (const p of [andrew, bayko, londo]) {
 }
 await browser.close();
 console.log(`# screenshots in ${ART}`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+process.exit(done());
