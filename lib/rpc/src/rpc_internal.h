@@ -279,6 +279,11 @@ void rpc__reflection_begin(rpc_call *c);
 /* Advances a stream after one of its batches completed (poller thread). */
 void rpc__reflection_step(rpc_call *c, int ok);
 
+/* m encoded into a new byte buffer for a SEND_MESSAGE (the caller
+ * destroys it, or the batch's owner does). Aborts on out-of-memory, as
+ * gRPC's own allocation does. */
+grpc_byte_buffer *rpc__pack(const ProtobufCMessage *m);
+
 /* 1 when m, or a message inside it, holds an unknown field numbered 0,
  * which protobuf-c decodes but cannot encode again (pbcheck.c): such a
  * request is refused as malformed. */

@@ -256,12 +256,7 @@ void rpc_sstream_set_queue_max(rpc_sstream *s, size_t max) {
 }
 
 int rpc_sstream_send(rpc_sstream *s, const ProtobufCMessage *msg) {
-  size_t len = protobuf_c_message_get_packed_size(msg);
-  /* A gRPC-owned slice: the transport may hold it after the write ends. */
-  grpc_slice body = grpc_slice_malloc(len);
-  protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(body));
-  grpc_byte_buffer *buf = grpc_raw_byte_buffer_create(&body, 1);
-  grpc_slice_unref(body);
+  grpc_byte_buffer *buf = rpc__pack(msg);
 
   pthread_mutex_lock(&s->mu);
   int rc = RPC_SSTREAM_OK;
