@@ -72,8 +72,7 @@ struct rpc_sstream {
    * the buffer of the read in flight). */
   rpc_sstream_recv_fn recv;
   void *recv_user;
-  int reading;   /* a read batch is outstanding */
-  int recv_over; /* the callback had its NULL: no more reads */
+  int recv_over; /* the callback had its NULL (or cannot get one): no more reads */
   struct rpc_sstream *prev, *next; /* srv->streams, under srv->mu */
 };
 
@@ -104,11 +103,9 @@ static void start_recv_locked(rpc_sstream *s) {
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_RECV_MESSAGE;
   op.data.recv_message.recv_message = &s->c->recv_buf;
-  s->reading = 1;
   s->refs++;
   if (grpc_call_start_batch(s->c->call, &op, 1, &s->t_recv.tag, NULL) != GRPC_CALL_OK) {
     /* Only when the call is already over: the close watch tells the rest. */
-    s->reading = 0;
     s->refs--;
     s->recv_over = 1;
   }
@@ -428,7 +425,9 @@ void rpc__sstream_run(rpc_call *c) {
   }
   grpc_metadata_array_destroy(&c->recv_md); /* request_id was copied out */
   grpc_metadata_array_init(&c->recv_md);
-  if (s->recv != NULL && !s->ending && !s->closed) start_recv_locked(s);
+  /* Also when the stream is ending already: the read then brings the NULL
+   * (or the done callback comes first). */
+  if (code == GRPC_STATUS_OK && s->recv != NULL && !s->closed) start_recv_locked(s);
   maybe_done_locked(s);
   if (--s->holders == 0) end_locked(s, GRPC_STATUS_OK, NULL);
   unref_unlock(s);
@@ -451,7 +450,6 @@ static grpc_status_code died_code(const rpc_sstream *s) {
  * it held. */
 static void on_recv_locked(rpc_sstream *s, int ok) {
   rpc_call *c = s->c;
-  s->reading = 0;
   grpc_byte_buffer *buf = c->recv_buf;
   c->recv_buf = NULL;
   const ProtobufCMessage *msg = NULL;
@@ -476,7 +474,10 @@ static void on_recv_locked(rpc_sstream *s, int ok) {
   s->recv(s->recv_user, s, msg);
   pthread_mutex_lock(&s->mu);
   arena_free(&c->arena); /* the message was valid only during the callback */
-  if (!s->recv_over && !s->ending && !s->closed) start_recv_locked(s);
+  /* Read on until the NULL, also once ending: the read completes when the
+   * call is over (its message, if any, is dropped for the NULL), so the
+   * owner hears the end in order with its messages. */
+  if (!s->recv_over && !s->closed) start_recv_locked(s);
 }
 
 void rpc__sstream_event(rpc_tag *t, int ok) {

@@ -244,8 +244,8 @@ int rpc_server_open_streams(rpc_server *srv);
  * NULL comes at most once, as the last call; when the call dies (cancel,
  * deadline, drain) the done callback may come first, and then no NULL:
  * clean up in the done callback. Once an end was asked for
- * (rpc_sstream_end, drain) the next call is the NULL. It may send, end,
- * submit, take and drop references. */
+ * (rpc_sstream_end, drain) no message comes any more: the next call, if
+ * any, is the NULL. It may send, end, submit, take and drop references. */
 typedef void (*rpc_sstream_recv_fn)(void *user, rpc_sstream *s, const ProtobufCMessage *msg);
 
 /* Starts reading the client's messages into fn. Only from the stream
