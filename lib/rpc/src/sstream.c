@@ -225,6 +225,7 @@ void rpc_sstream_on_recv(rpc_sstream *s, rpc_sstream_recv_fn fn, void *user) {
 }
 
 int rpc_sstream_submit(rpc_sstream *s, void (*fn)(void *arg), void *arg) {
+  if (fn == NULL) return -1;
   pthread_mutex_lock(&s->mu);
   int over = s->ending || s->closed;
   pthread_mutex_unlock(&s->mu);

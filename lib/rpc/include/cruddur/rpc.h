@@ -82,12 +82,14 @@ typedef struct rpc_server_config {
   int max_conn_age_ms;         /* connections closed (GOAWAY, then drain_ms for the calls
                                   in flight) after this long, +-10%, so clients re-resolve
                                   DNS and spread over new replicas; <= 0 means 5 min */
-  int max_streams;             /* open server streams per process; beyond it a
-                                  new stream gets RESOURCE_EXHAUSTED; <= 0 means
-                                  16384 */
+  int max_streams;             /* open streams per process (every streaming
+                                  shape: one bidirectional call is one, whatever
+                                  it carries); beyond it a new stream gets
+                                  RESOURCE_EXHAUSTED; <= 0 means 16384 */
   int stream_queue_max;        /* messages queued per stream before
-                                  rpc_sstream_send says RPC_SSTREAM_FULL; <= 0
-                                  means 64 */
+                                  rpc_sstream_send says RPC_SSTREAM_FULL
+                                  (rpc_sstream_set_queue_max raises it for one
+                                  stream); <= 0 means 64 */
   rpc_health_fn health;        /* NULL means always SERVING */
   void *user;                  /* passed to health and available to handlers */
 } rpc_server_config;
@@ -257,7 +259,9 @@ void rpc_sstream_on_recv(rpc_sstream *s, rpc_sstream_recv_fn fn, void *user);
  * waiting for one). Returns 0, or -1 when the server is draining or the
  * stream is over: fn will not run and arg stays the caller's.
  * Also -1 when queue_max items already wait for a worker (the server is
- * overloaded; a new call would get RESOURCE_EXHAUSTED then too).
+ * overloaded; a new call would get RESOURCE_EXHAUSTED then too), once an
+ * end was asked for (rpc_sstream_end: the stream is as good as over), and
+ * for fn == NULL.
  * Any thread. A function queued before the drain still runs, also after
  * the stream ended: it must not assume the stream is open (a reference the
  * owner holds keeps s valid). */
