@@ -329,6 +329,10 @@ static rpc_stream *chat(rpc_channel *ch, const char *what, collector *c) {
 
 /* Shapes are checked at both ends before anything is sent. */
 static void test_shapes(rpc_channel *ch) {
+  CHECK(rpc__method_shape(ECHO->name, "Chat") == RPC_SHAPE_BIDI);
+  CHECK(rpc__method_shape(ECHO->name, "Sum") == RPC_SHAPE_CLIENT_STREAM);
+  CHECK(rpc__method_shape(ECHO->name, "Count") == RPC_SHAPE_SERVER_STREAM);
+  CHECK(rpc__method_shape(ECHO->name, "Get") == RPC_SHAPE_UNARY);
   rpc_status st;
   collector c;
   col_init(&c);
