@@ -54,6 +54,7 @@ struct rpc_sstream {
   int refs, holders;
   grpc_byte_buffer **q; /* owned ring of q_cap encoded messages */
   size_t q_cap, q_head, q_len;
+  size_t q_max;         /* the bound: the ring grows up to it when full */
   grpc_byte_buffer *inflight; /* owned: the message being written */
   int writing;        /* a write batch is outstanding */
   int ending;         /* an end was decided: nothing more is queued */
@@ -237,20 +238,24 @@ int rpc_sstream_submit(rpc_sstream *s, void (*fn)(void *arg), void *arg) {
 void rpc_sstream_set_queue_max(rpc_sstream *s, size_t max) {
   if (max > SIZE_MAX / sizeof *s->q) return;
   pthread_mutex_lock(&s->mu);
-  if (max > s->q_cap) {
-    grpc_byte_buffer **q = malloc(max * sizeof *q);
-    if (q == NULL) {
-      log_error("rpc: out of memory raising a stream's queue to %zu", max);
-    } else {
-      /* Unroll the ring so it starts at 0 in the larger array. */
-      for (size_t i = 0; i < s->q_len; i++) q[i] = s->q[(s->q_head + i) % s->q_cap];
-      free(s->q);
-      s->q = q;
-      s->q_cap = max;
-      s->q_head = 0;
-    }
-  }
+  if (max > s->q_max) s->q_max = max; /* the ring grows when it fills up */
   pthread_mutex_unlock(&s->mu);
+}
+
+int rpc__ring_grow(grpc_byte_buffer ***q, size_t *cap, size_t *head, size_t len,
+                   size_t max) {
+  if (*cap >= max) return -1;
+  size_t n = *cap < 8 ? 16 : *cap * 2;
+  if (n > max) n = max;
+  grpc_byte_buffer **bigger = malloc(n * sizeof *bigger);
+  if (bigger == NULL) return -1;
+  /* Unroll the ring so it starts at 0 in the larger array. */
+  for (size_t i = 0; i < len; i++) bigger[i] = (*q)[(*head + i) % *cap];
+  free(*q);
+  *q = bigger;
+  *cap = n;
+  *head = 0;
+  return 0;
 }
 
 int rpc_sstream_send(rpc_sstream *s, const ProtobufCMessage *msg) {
@@ -260,7 +265,8 @@ int rpc_sstream_send(rpc_sstream *s, const ProtobufCMessage *msg) {
   int rc = RPC_SSTREAM_OK;
   if (s->ending || s->dead) {
     rc = RPC_SSTREAM_CLOSED;
-  } else if (s->q_len == s->q_cap) {
+  } else if (s->q_len == s->q_cap &&
+             rpc__ring_grow(&s->q, &s->q_cap, &s->q_head, s->q_len, s->q_max) != 0) {
     rc = RPC_SSTREAM_FULL;
   } else {
     s->q[(s->q_head + s->q_len) % s->q_cap] = buf;
@@ -288,7 +294,7 @@ size_t rpc_sstream_queued(rpc_sstream *s) {
 
 size_t rpc_sstream_room(rpc_sstream *s) {
   pthread_mutex_lock(&s->mu);
-  size_t n = s->ending || s->dead ? 0 : s->q_cap - s->q_len;
+  size_t n = s->ending || s->dead ? 0 : s->q_max - s->q_len;
   pthread_mutex_unlock(&s->mu);
   return n;
 }
@@ -335,7 +341,7 @@ static grpc_status_code admit(rpc_server *srv, rpc_sstream *s, const char **why)
 static rpc_sstream *sstream_new(rpc_call *c) {
   rpc_sstream *s = calloc(1, sizeof *s);
   if (s == NULL) return NULL;
-  s->q_cap = (size_t)c->srv->cfg.stream_queue_max;
+  s->q_cap = s->q_max = (size_t)c->srv->cfg.stream_queue_max;
   s->q = calloc(s->q_cap, sizeof *s->q);
   if (s->q == NULL) {
     free(s);

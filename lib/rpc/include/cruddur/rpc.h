@@ -269,9 +269,9 @@ int rpc_sstream_submit(rpc_sstream *s, void (*fn)(void *arg), void *arg);
 
 /* Raises this stream's queue bound (rpc_sstream_send's RPC_SSTREAM_FULL)
  * from the server's stream_queue_max to `max`, for a stream that carries
- * many watchers' messages. Any thread; never lowers it. The ring costs
- * 8 bytes a slot, allocated at once; on out-of-memory the bound stays
- * (logged). */
+ * many watchers' messages. Any thread; never lowers it. Nothing is
+ * allocated now: the ring (8 bytes a slot) doubles when it fills up, to
+ * `max` at most; a send that finds no memory to grow it says FULL. */
 void rpc_sstream_set_queue_max(rpc_sstream *s, size_t max);
 
 /* ---- status helpers ---------------------------------------------------- */
