@@ -237,6 +237,12 @@ void rpc__sstream_event(rpc_tag *t, int ok);
 /* Ends every open stream with UNAVAILABLE (drain). Takes srv->mu. */
 void rpc__sstreams_end_all(rpc_server *srv);
 
+/* Grows a ring of *cap buffers (len of them from *head) when it is full:
+ * doubles it (to 16 at least), at most to `max`, unrolled to start at 0.
+ * Returns 0, or -1 (ring unchanged) at `max` or on out-of-memory. */
+int rpc__ring_grow(grpc_byte_buffer ***q, size_t *cap, size_t *head, size_t len,
+                   size_t max);
+
 /* Waits until every stream object is freed (holders released them), logging
  * every few seconds while some are left. Called with srv->mu held. */
 void rpc__sstreams_wait_freed(rpc_server *srv);
@@ -278,6 +284,11 @@ void rpc__reflection_free(struct rpc_reflection *r);
 void rpc__reflection_begin(rpc_call *c);
 /* Advances a stream after one of its batches completed (poller thread). */
 void rpc__reflection_step(rpc_call *c, int ok);
+
+/* m encoded into a new byte buffer for a SEND_MESSAGE (the caller
+ * destroys it, or the batch's owner does). Aborts on out-of-memory, as
+ * gRPC's own allocation does. */
+grpc_byte_buffer *rpc__pack(const ProtobufCMessage *m);
 
 /* 1 when m, or a message inside it, holds an unknown field numbered 0,
  * which protobuf-c decodes but cannot encode again (pbcheck.c): such a

@@ -398,12 +398,7 @@ static void run_unary(rpc_call *c) {
                      c->status_msg != NULL ? c->status_msg : rpc_status_name(code));
     return;
   }
-  size_t len = protobuf_c_message_get_packed_size(resp);
-  /* A gRPC-owned slice: the transport may hold it after the batch ends. */
-  grpc_slice out = grpc_slice_malloc(len);
-  protobuf_c_message_pack(resp, GRPC_SLICE_START_PTR(out));
-  c->send_buf = grpc_raw_byte_buffer_create(&out, 1);
-  grpc_slice_unref(out);
+  c->send_buf = rpc__pack(resp);
   rpc__call_finish(c, GRPC_STATUS_OK, NULL);
 }
 
