@@ -14,7 +14,10 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <math.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -33,6 +36,10 @@
 #define AUTH_JWKS_CONNECT_MS 2000L
 #define AUTH_NOKEYS_RETRY_MS 1000 /* with no keys at all, refetch at most this often */
 #define AUTH_SWEEP_EVERY_S 1      /* full expiry sweep of a full cache at most this often */
+/* Most bytes of token text the verified-token cache holds (it keeps each
+ * token whole, see "verified-token cache"): about 7,000 Cognito access
+ * tokens of ~1.1 KiB; past it the oldest entries make room. */
+#define AUTH_CACHE_TOKEN_BYTES ((size_t)8 << 20)
 
 /* ---- key sets ------------------------------------------------------------ */
 
@@ -136,8 +143,20 @@ static keyset *keyset_parse(const char *json, size_t len) {
 
 /* ---- verified-token cache ------------------------------------------------- */
 
+/* Each entry keeps the whole token it was verified for, and a hit needs the
+ * presented token to equal it byte for byte: no two tokens can share an
+ * entry, whatever their hashes, so a forged token can never be answered
+ * with another token's verdict. The hash only picks the bucket. It is
+ * SipHash-2-4 (OpenSSL's) under a random key drawn at start: tokens that
+ * reach the cache are signed by the pool, and even someone who could pick
+ * them could not aim them at one bucket without the key. (A SHA-256 of
+ * the ~1 KiB token was a ninth of a cached request's instructions; the
+ * keyed hash is a fifth of that, and the comparison a few hundred more.) */
+
 typedef struct centry {
-  uint8_t h[32];
+  uint64_t h;
+  char *tok; /* owned: the token's bytes (tok_len, no NUL) */
+  size_t tok_len;
   int64_t exp;
   int32_t next;         /* bucket chain, or free list */
   int32_t older, newer; /* insertion order, for evicting the oldest */
@@ -149,46 +168,94 @@ typedef struct tcache {
   int32_t *bucket;
   uint32_t mask;
   int32_t cap, count, free_head, oldest, newest;
+  size_t bytes; /* token bytes held, at most AUTH_CACHE_TOKEN_BYTES */
   int64_t last_sweep_s;
+  EVP_MAC_CTX *mac; /* owned; SipHash keyed at init, copied for each hash */
 } tcache;
+
+static void tcache_free_lists(tcache *c) {
+  for (uint32_t i = 0; i <= c->mask; i++) c->bucket[i] = -1;
+  for (int32_t i = 0; i < c->cap; i++) c->e[i].next = i + 1 < c->cap ? i + 1 : -1;
+  c->free_head = 0;
+  c->oldest = c->newest = -1;
+  c->count = 0;
+  c->bytes = 0;
+}
+
+/* A SipHash-2-4 context under a fresh random key, or NULL. */
+static EVP_MAC_CTX *tcache_mac_new(void) {
+  unsigned char key[16];
+  size_t out = 8;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &out), OSSL_PARAM_END};
+  EVP_MAC *mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+  EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+  EVP_MAC_free(mac); /* the context holds its own reference */
+  if (ctx == NULL || RAND_bytes(key, sizeof key) != 1 ||
+      EVP_MAC_init(ctx, key, sizeof key, params) != 1) {
+    EVP_MAC_CTX_free(ctx);
+    ctx = NULL;
+  }
+  OPENSSL_cleanse(key, sizeof key);
+  return ctx;
+}
 
 static int tcache_init(tcache *c, int cap) {
   uint32_t nb = 16;
   while (nb < (uint32_t)cap) nb <<= 1;
   c->e = calloc((size_t)cap, sizeof *c->e);
   c->bucket = malloc(nb * sizeof *c->bucket);
-  if (!c->e || !c->bucket) {
+  c->mac = tcache_mac_new();
+  if (!c->e || !c->bucket || !c->mac) {
     free(c->e);
     free(c->bucket);
+    EVP_MAC_CTX_free(c->mac);
     return -1;
   }
-  for (uint32_t i = 0; i < nb; i++) c->bucket[i] = -1;
   c->mask = nb - 1;
   c->cap = cap;
-  for (int32_t i = 0; i < cap; i++) c->e[i].next = i + 1 < cap ? i + 1 : -1;
-  c->free_head = 0;
-  c->oldest = c->newest = -1;
+  tcache_free_lists(c);
   return 0;
 }
 
 /* Forgets every entry (the arrays stay). */
 static void tcache_clear(tcache *c) {
-  for (uint32_t i = 0; i <= c->mask; i++) c->bucket[i] = -1;
-  for (int32_t i = 0; i < c->cap; i++) c->e[i].next = i + 1 < c->cap ? i + 1 : -1;
-  c->free_head = 0;
-  c->oldest = c->newest = -1;
-  c->count = 0;
+  for (int32_t i = c->oldest; i >= 0; i = c->e[i].newer) {
+    free(c->e[i].tok);
+    c->e[i].tok = NULL;
+  }
+  tcache_free_lists(c);
 }
 
-static uint32_t tcache_slot(const tcache *c, const uint8_t h[32]) {
-  uint32_t v;
-  memcpy(&v, h, sizeof v); /* a SHA-256 prefix is already uniform */
-  return v & c->mask;
+static void tcache_destroy(tcache *c) {
+  tcache_clear(c);
+  free(c->e);
+  free(c->bucket);
+  EVP_MAC_CTX_free(c->mac);
 }
 
-static int32_t tcache_find(const tcache *c, const uint8_t h[32]) {
-  for (int32_t i = c->bucket[tcache_slot(c, h)]; i >= 0; i = c->e[i].next)
-    if (memcmp(c->e[i].h, h, 32) == 0) return i;
+/* The token's keyed hash. The shared context is only read (copied), so
+ * any number of threads may hash at once. Returns 0, or -1 out of memory. */
+static int tcache_hash(const tcache *c, const char *tok, size_t len, uint64_t *h) {
+  EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(c->mac);
+  unsigned char out[8];
+  size_t n = 0;
+  int ok = ctx != NULL && EVP_MAC_update(ctx, (const unsigned char *)tok, len) == 1 &&
+           EVP_MAC_final(ctx, out, &n, sizeof out) == 1 && n == sizeof out;
+  EVP_MAC_CTX_free(ctx);
+  if (!ok) return -1;
+  memcpy(h, out, sizeof *h);
+  return 0;
+}
+
+static uint32_t tcache_slot(const tcache *c, uint64_t h) {
+  return (uint32_t)h & c->mask;
+}
+
+static int32_t tcache_find(const tcache *c, uint64_t h, const char *tok, size_t len) {
+  for (int32_t i = c->bucket[tcache_slot(c, h)]; i >= 0; i = c->e[i].next) {
+    const centry *e = &c->e[i];
+    if (e->h == h && e->tok_len == len && memcmp(e->tok, tok, len) == 0) return i;
+  }
   return -1;
 }
 
@@ -201,14 +268,20 @@ static void tcache_remove(tcache *c, int32_t i) {
   else c->oldest = e->newer;
   if (e->newer >= 0) c->e[e->newer].older = e->older;
   else c->newest = e->older;
+  c->bytes -= e->tok_len;
+  free(e->tok);
+  e->tok = NULL;
   e->next = c->free_head;
   c->free_head = i;
   c->count--;
 }
 
-static void tcache_insert(tcache *c, const uint8_t h[32], const char *sub, int64_t exp,
-                          int64_t now, int leeway) {
-  if (tcache_find(c, h) >= 0) return; /* another thread was first */
+static void tcache_insert(tcache *c, uint64_t h, const char *tok, size_t len, const char *sub,
+                          int64_t exp, int64_t now, int leeway) {
+  if (tcache_find(c, h, tok, len) >= 0) return; /* another thread was first */
+  char *copy = malloc(len);
+  if (copy == NULL) return; /* verified, just not remembered */
+  memcpy(copy, tok, len);
   if (c->count == c->cap && now - c->last_sweep_s >= AUTH_SWEEP_EVERY_S) {
     c->last_sweep_s = now;
     for (int32_t i = c->oldest; i >= 0;) {
@@ -217,11 +290,15 @@ static void tcache_insert(tcache *c, const uint8_t h[32], const char *sub, int64
       i = nx;
     }
   }
-  if (c->count == c->cap) tcache_remove(c, c->oldest);
+  while (c->count > 0 && (c->count == c->cap || c->bytes + len > AUTH_CACHE_TOKEN_BYTES))
+    tcache_remove(c, c->oldest);
   int32_t i = c->free_head;
   centry *e = &c->e[i];
   c->free_head = e->next;
-  memcpy(e->h, h, 32);
+  e->h = h;
+  e->tok = copy;
+  e->tok_len = len;
+  c->bytes += len;
   e->exp = exp;
   snprintf(e->sub, sizeof e->sub, "%s", sub);
   uint32_t s = tcache_slot(c, h);
@@ -303,8 +380,7 @@ void auth_free(auth *a) {
   pthread_mutex_destroy(&a->jwks_mu);
   pthread_mutex_destroy(&a->fetch_mu);
   pthread_rwlock_destroy(&a->cache_lock);
-  free(a->cache.e);
-  free(a->cache.bucket);
+  tcache_destroy(&a->cache);
   free(a->issuer);
   free(a->client_id);
   free(a->jwks_url);
@@ -581,25 +657,30 @@ static auth_code check_header(const char *h, size_t n, char kid[AUTH_KID_MAX + 1
   return rc;
 }
 
-static auth_code verify(auth *a, const char *tok, size_t len, char sub_out[129]) {
-  if (!tok || len == 0 || len > AUTH_TOKEN_MAX) return AUTH_E_MALFORMED;
-  size_t dots[2], nd = 0;
+/* Three non-empty base64url parts (the signature may be empty: refused
+ * later, after the header's own checks); dots[] gets the two dots. */
+static int token_shape(const char *tok, size_t len, size_t dots[2]) {
+  size_t nd = 0;
   for (size_t i = 0; i < len; i++) {
     if (tok[i] == '.') {
-      if (nd == 2) return AUTH_E_MALFORMED;
+      if (nd == 2) return -1;
       dots[nd++] = i;
     } else if (b64url_val((unsigned char)tok[i]) < 0) {
-      return AUTH_E_MALFORMED;
+      return -1;
     }
   }
-  if (nd != 2 || dots[0] == 0 || dots[1] == dots[0] + 1) return AUTH_E_MALFORMED;
+  return nd == 2 && dots[0] != 0 && dots[1] != dots[0] + 1 ? 0 : -1;
+}
+
+static auth_code verify(auth *a, const char *tok, size_t len, char sub_out[129]) {
+  if (!tok || len == 0 || len > AUTH_TOKEN_MAX) return AUTH_E_MALFORMED;
 
   keys_refresh_if_stale(a); /* before the cache: it may drop entries */
-  uint8_t h[32];
-  if (EVP_Digest(tok, len, h, NULL, EVP_sha256(), NULL) != 1) return AUTH_E_NOMEM;
+  uint64_t h;
+  if (tcache_hash(&a->cache, tok, len, &h) != 0) return AUTH_E_NOMEM;
   int64_t now = (int64_t)time(NULL);
   pthread_rwlock_rdlock(&a->cache_lock);
-  int32_t i = tcache_find(&a->cache, h);
+  int32_t i = tcache_find(&a->cache, h, tok, len);
   auth_code hit = AUTH_E_MALFORMED;
   if (i >= 0) {
     const centry *e = &a->cache.e[i];
@@ -611,6 +692,10 @@ static auth_code verify(auth *a, const char *tok, size_t len, char sub_out[129])
     atomic_fetch_add(&a->hits, 1);
     return hit;
   }
+  /* Only now the shape: a hit is byte for byte a token that passed every
+   * check when it was stored. */
+  size_t dots[2];
+  if (token_shape(tok, len, dots) != 0) return AUTH_E_MALFORMED;
   atomic_fetch_add(&a->misses, 1);
 
   char kid[AUTH_KID_MAX + 1];
@@ -639,7 +724,7 @@ static auth_code verify(auth *a, const char *tok, size_t len, char sub_out[129])
 
   pthread_rwlock_wrlock(&a->cache_lock);
   if (atomic_load(&a->epoch) == epoch) /* else its key may be gone: verify it again next time */
-    tcache_insert(&a->cache, h, sub, exp, now, a->leeway_s);
+    tcache_insert(&a->cache, h, tok, len, sub, exp, now, a->leeway_s);
   pthread_rwlock_unlock(&a->cache_lock);
   memcpy(sub_out, sub, strlen(sub) + 1);
   return AUTH_OK;

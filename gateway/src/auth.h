@@ -16,9 +16,11 @@
  * from the JWKS is trusted for at most jwks_refresh_s plus one fetch (3 s)
  * after its removal, as long as the JWKS answers; while it does not, the
  * last set stays in use and the fetch is retried every jwks_min_refresh_s.
- * Verified tokens are cached by SHA-256 of the token until they expire
- * (bounded; expired then oldest entries are evicted), so a repeat request
- * costs a hash, not an RSA verification. Tokens are never logged.
+ * Verified tokens are cached whole until they expire (at most cache_max
+ * entries and 8 MiB of token text; expired then oldest entries are
+ * evicted), found by a keyed hash and compared byte for byte, so a repeat
+ * request costs a hash and a comparison, not an RSA verification, and no
+ * other token can ever match a cached one. Tokens are never logged.
  */
 #ifndef CRUDDUR_GATEWAY_AUTH_H
 #define CRUDDUR_GATEWAY_AUTH_H

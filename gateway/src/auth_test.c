@@ -353,6 +353,17 @@ static void test_cache(void) {
   CHECK(strcmp(sub, SUB) == 0);
   auth_get_stats(a, &st);
   CHECK(st.cache_hits == 1 && st.cache_misses == 1);
+  /* A hit is the same token byte for byte: one changed in its signature or
+   * cut short is verified afresh (and refused), never answered from the
+   * cached one's entry. */
+  size_t n = strlen(tok);
+  char *alt = strdup(tok);
+  alt[n - 10] = alt[n - 10] == 'A' ? 'B' : 'A';
+  CHECK_CODE(auth_verify_token(a, alt, n, sub), AUTH_E_SIGNATURE);
+  CHECK(auth_verify_token(a, tok, n - 1, sub) != AUTH_OK);
+  auth_get_stats(a, &st);
+  CHECK(st.cache_hits == 1 && st.cache_misses == 3 && st.cache_entries == 1);
+  free(alt);
   /* Bounded: ten distinct tokens leave four entries, the first evicted. */
   for (int i = 0; i < 10; i++) {
     char s[32], *p, *t;
@@ -370,7 +381,7 @@ static void test_cache(void) {
   CHECK_CODE(auth_verify_token(a, tok, strlen(tok), sub), AUTH_OK);
   auth_get_stats(a, &st);
   CHECK(st.cache_misses == misses + 1); /* evicted, verified again */
-  CHECK(st.rejected == 0);
+  CHECK(st.rejected == 2); /* the two variants above */
   /* A cached token that expires is refused on a hit: a token valid for 1 s
    * beyond the leeway... emulate with a leeway of 1 s and exp now+1. */
   auth_config cfg = {.issuer = ISSUER, .client_id = CLIENT, .leeway_s = 1, .cache_max = 8};

@@ -24,6 +24,7 @@
 #include "route.h"
 #include "server.h"
 #include "sse.h"
+#include "pbjson.h"
 #include "ucache.h"
 #include "wire.h"
 
@@ -120,6 +121,12 @@ gw_result gw_reply_grpc(gw_req *r, gw_http *c, grpc_status_code code, const char
 grpc_status_code gw_call(gw_req *r, gw_upstream_method m, rpc_channel *ch,
                          const ProtobufCServiceDescriptor *svc, const char *method,
                          const ProtobufCMessage *req, ProtobufCMessage **resp);
+
+/* gw_call with the response's bytes handed to decode(user, ...) instead of
+ * unpacked (rpc_unary_decode: nonzero from decode makes the call INTERNAL). */
+grpc_status_code gw_call_decode(gw_req *r, gw_upstream_method m, rpc_channel *ch,
+                                const ProtobufCServiceDescriptor *svc, const char *method,
+                                const ProtobufCMessage *req, rpc_decode_fn decode, void *user);
 
 /* Route handlers, indexed by gw_route_id (handlers.c). Each queues exactly
  * one response. Authenticated routes run after r->caller is set. */

@@ -2,6 +2,7 @@
  * versions, extension methods, verdicts. */
 #include "h1.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -180,7 +181,9 @@ static int h1_parser_knows(const char *m, size_t n) {
 /* ---- the API ------------------------------------------------------------- */
 
 void gw_h1_begin(gw_h1 *h) {
-  memset(h, 0, sizeof *h);
+  /* Everything but the header array: clearing its 8 KiB was 3% of a
+   * request's instructions, and nothing reads past n_fields. */
+  memset(h, 0, offsetof(gw_h1, fields));
   http_parser_init(&h->p, HTTP_REQUEST);
   h->p.data = h;
 }

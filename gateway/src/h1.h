@@ -56,8 +56,7 @@ typedef struct gw_h1 {
   const char *target;                /* the raw request target (view) */
   size_t target_len;
   unsigned major, minor;
-  gw_h1_field fields[GW_H1_HEADERS_MAX];
-  size_t n_fields;
+  size_t n_fields; /* fields[0, n_fields) are the header lines */
   int head_done, msg_done;
   int keep_alive; /* the client allows another request on this connection */
   int has_body;   /* Content-Length > 0 or chunked */
@@ -73,6 +72,8 @@ typedef struct gw_h1 {
   gw_h1_status err; /* set by a callback */
   gw_h1_body_fn body_fn;
   void *body_ctx;
+  /* Last: gw_h1_begin does not clear it (8 KiB; only n_fields counts). */
+  gw_h1_field fields[GW_H1_HEADERS_MAX];
 } gw_h1;
 
 /* Starts a request. Never fails. */

@@ -49,6 +49,34 @@ static int page_args(gw_req *r, gw_http *c, int *limit, char *cursor, gw_result 
   return -1;
 }
 
+/* A page of a list route, read by page_decode from the upstream's answer. */
+typedef struct page_read {
+  gw_pbj_list list;
+  const char *path; /* the route's path, for the Link */
+  int limit;
+  char *json; /* the answer (malloc'd) once read; NULL when it could not be written */
+  int has_link;
+  char link[GW_CURSOR_MAX * 3 + 128];
+} page_read;
+
+/* rpc_decode_fn: the page's JSON and its Link, straight from the bytes. */
+static int page_decode(void *user, const uint8_t *data, size_t len) {
+  page_read *pg = user;
+  const char *next;
+  size_t n;
+  gw_pbj_code rc = gw_pbj_page(pg->list, data, len, &pg->json, &next, &n);
+  if (rc == GW_PBJ_MALFORMED) return -1;
+  if (rc != GW_PBJ_OK) return 0; /* pg->json stays NULL: a 503 */
+  /* A token that long could not fit in the Link however it is encoded. */
+  char tok[sizeof pg->link];
+  if (n > 0 && n < sizeof tok) {
+    memcpy(tok, next, n);
+    tok[n] = '\0';
+    pg->has_link = gw_link_next(pg->link, sizeof pg->link, pg->path, pg->limit, tok) == 0;
+  }
+  return 0;
+}
+
 /* GET /api/message_groups */
 static gw_result h_groups(gw_req *r, gw_http *c) {
   int limit;
@@ -60,23 +88,18 @@ static gw_result h_groups(gw_req *r, gw_http *c) {
   req.user_uuid = r->caller.uuid;
   req.page_size = limit;
   req.page_token = cursor;
-  ProtobufCMessage *out = NULL;
-  grpc_status_code code = gw_call(r, GW_UP_LIST_GROUPS, r->app->messages,
-                                  &cruddur__messages__v1__messages_service__descriptor,
-                                  "ListMessageGroups", &req.base, &out);
+  page_read pg = {.list = GW_PBJ_GROUPS, .path = "/api/message_groups", .limit = limit};
+  grpc_status_code code = gw_call_decode(r, GW_UP_LIST_GROUPS, r->app->messages,
+                                         &cruddur__messages__v1__messages_service__descriptor,
+                                         "ListMessageGroups", &req.base, page_decode, &pg);
   if (code != GRPC_STATUS_OK)
     return gw_reply_grpc(r, c, code, GW_E_NOT_FOUND, cursor[0] ? GW_E_CURSOR : NULL);
-  Cruddur__Messages__V1__ListMessageGroupsResponse *lr = (void *)out;
-  char link[GW_CURSOR_MAX * 3 + 128];
-  int has_link =
-      lr->next_page_token && lr->next_page_token[0] &&
-      gw_link_next(link, sizeof link, "/api/message_groups", limit, lr->next_page_token) == 0;
-  char *body = gw_json_groups(lr);
-  return reply_json(r, c, body, has_link ? link : NULL);
+  return reply_json(r, c, pg.json, pg.has_link ? pg.link : NULL);
 }
 
 /* GET /api/messages/{message_group_uuid} */
 static gw_result h_messages_list(gw_req *r, gw_http *c) {
+  static const char prefix[] = "/api/messages/";
   char group[37];
   int limit;
   char cursor[GW_CURSOR_MAX + 1];
@@ -91,19 +114,16 @@ static gw_result h_messages_list(gw_req *r, gw_http *c) {
   req.user_uuid = r->caller.uuid;
   req.page_size = limit;
   req.page_token = cursor;
-  ProtobufCMessage *out = NULL;
-  grpc_status_code code = gw_call(r, GW_UP_LIST_MESSAGES, r->app->messages,
-                                  &cruddur__messages__v1__messages_service__descriptor,
-                                  "ListMessages", &req.base, &out);
+  char path[sizeof prefix + sizeof group];
+  memcpy(path, prefix, sizeof prefix - 1);
+  memcpy(path + sizeof prefix - 1, group, sizeof group);
+  page_read pg = {.list = GW_PBJ_MESSAGES, .path = path, .limit = limit};
+  grpc_status_code code = gw_call_decode(r, GW_UP_LIST_MESSAGES, r->app->messages,
+                                         &cruddur__messages__v1__messages_service__descriptor,
+                                         "ListMessages", &req.base, page_decode, &pg);
   if (code != GRPC_STATUS_OK)
     return gw_reply_grpc(r, c, code, GW_E_GROUP_NOT_FOUND, cursor[0] ? GW_E_CURSOR : NULL);
-  Cruddur__Messages__V1__ListMessagesResponse *lr = (void *)out;
-  char path[64], link[GW_CURSOR_MAX * 3 + 128];
-  snprintf(path, sizeof path, "/api/messages/%s", group);
-  int has_link = lr->next_page_token && lr->next_page_token[0] &&
-                 gw_link_next(link, sizeof link, path, limit, lr->next_page_token) == 0;
-  char *body = gw_json_messages(lr);
-  return reply_json(r, c, body, has_link ? link : NULL);
+  return reply_json(r, c, pg.json, pg.has_link ? pg.link : NULL);
 }
 
 static Cruddur__Messages__V1__Participant participant(gw_user *u) {

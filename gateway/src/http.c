@@ -89,6 +89,17 @@ static gw_result reply_401(gw_req *r, gw_http *c, int token_given) {
 
 /* ---- upstream calls ------------------------------------------------------ */
 
+/* Metrics and the log line of an upstream call that took since t0. */
+static void call_done(gw_req *r, gw_upstream_method m, const ProtobufCServiceDescriptor *svc,
+                      const char *method, int64_t t0, grpc_status_code code,
+                      const rpc_status *st) {
+  gw_metrics_upstream(m, (int)code, ts_mono_us() - t0);
+  if (code != GRPC_STATUS_OK && code != GRPC_STATUS_NOT_FOUND &&
+      code != GRPC_STATUS_INVALID_ARGUMENT)
+    log_warn("upstream %s.%s failed: code %d (%s) request_id %s", svc->short_name, method,
+             (int)code, st->message, r->rid);
+}
+
 grpc_status_code gw_call(gw_req *r, gw_upstream_method m, rpc_channel *ch,
                          const ProtobufCServiceDescriptor *svc, const char *method,
                          const ProtobufCMessage *req, ProtobufCMessage **resp) {
@@ -98,12 +109,18 @@ grpc_status_code gw_call(gw_req *r, gw_upstream_method m, rpc_channel *ch,
   rpc_arena_allocator(&r->mem, &alloc);
   grpc_status_code code =
       rpc_unary_alloc(ch, svc, method, req, resp, r->app->rpc_timeout_ms, r->rid, &alloc, &st);
-  int64_t dt = ts_mono_us() - t0;
-  gw_metrics_upstream(m, (int)code, dt);
-  if (code != GRPC_STATUS_OK && code != GRPC_STATUS_NOT_FOUND &&
-      code != GRPC_STATUS_INVALID_ARGUMENT)
-    log_warn("upstream %s.%s failed: code %d (%s) request_id %s", svc->short_name, method,
-             (int)code, st.message, r->rid);
+  call_done(r, m, svc, method, t0, code, &st);
+  return code;
+}
+
+grpc_status_code gw_call_decode(gw_req *r, gw_upstream_method m, rpc_channel *ch,
+                                const ProtobufCServiceDescriptor *svc, const char *method,
+                                const ProtobufCMessage *req, rpc_decode_fn decode, void *user) {
+  rpc_status st;
+  int64_t t0 = ts_mono_us();
+  grpc_status_code code = rpc_unary_decode(ch, svc, method, req, r->app->rpc_timeout_ms, r->rid,
+                                           decode, user, &st);
+  call_done(r, m, svc, method, t0, code, &st);
   return code;
 }
 

@@ -228,33 +228,76 @@ int gw_user_from_pb(const Cruddur__Users__V1__User *u, gw_user *out) {
 
 /* ---- response JSON ------------------------------------------------------- */
 
-void gw_wire_time(const Google__Protobuf__Timestamp *t, char out[33]) {
-  int64_t us = 0;
-  if (t != NULL) us = (int64_t)t->seconds * 1000000 + t->nanos / 1000;
+void gw_wire_time_at(int64_t seconds, int32_t nanos, char out[33]) {
+  /* Far outside what ts_format_wire takes (years 1 to 9999) either way;
+   * checked first so that the product below cannot overflow. */
+  const int64_t far = INT64_C(1000000000000);
+  int64_t us = seconds > -far && seconds < far ? seconds * 1000000 + nanos / 1000 : 0;
   if (ts_format_wire(us, out) != 0) ts_format_wire(0, out);
 }
 
-/* The largest answer body: a page of GW_LIMIT_MAX items, each with a
- * message of GW_MESSAGE_MAX_CP code points (at most 6 bytes each once
- * escaped) and its fixed-size keys, with room to spare. */
-#define GW_JSON_MAX ((size_t)GW_LIMIT_MAX * (GW_MESSAGE_MAX_CP * 6 + 1024) + 64)
+void gw_wire_time(const Google__Protobuf__Timestamp *t, char out[33]) {
+  if (t == NULL)
+    gw_wire_time_at(0, 0, out);
+  else
+    gw_wire_time_at(t->seconds, t->nanos, out);
+}
 
-/* Writes one list item: the five keys every item has. */
+/* Copies a literal of known size (the compiler inlines the copy). */
+#define PUT_LIT(d, lit) (memcpy((d), (lit), sizeof(lit) - 1), (d) + sizeof(lit) - 1)
+
+/* "s" escaped; room for JW_ESCAPED_MAX(n) + 2. */
+static char *put_str(char *d, const char *s, size_t n) {
+  *d++ = '"';
+  d += jw_escape(d, s, n);
+  *d++ = '"';
+  return d;
+}
+
+void gw_json_item(jw *w, const gw_item *it) {
+  size_t bound = JW_ESCAPED_MAX(it->uuid_len + it->display_name_len + it->handle_len +
+                                it->text_len) +
+                 128;
+  if (w->failed) return;
+  char *d0 = dbuf_reserve(w->out, bound);
+  if (d0 == NULL) {
+    w->failed = true;
+    return;
+  }
+  char ts[33];
+  gw_wire_time_at(it->seconds, it->nanos, ts);
+  char *d = PUT_LIT(d0, "{\"uuid\":");
+  d = put_str(d, it->uuid, it->uuid_len);
+  d = PUT_LIT(d, ",\"display_name\":");
+  d = put_str(d, it->display_name, it->display_name_len);
+  d = PUT_LIT(d, ",\"handle\":");
+  d = put_str(d, it->handle, it->handle_len);
+  d = PUT_LIT(d, ",\"message\":");
+  d = put_str(d, it->text, it->text_len);
+  d = PUT_LIT(d, ",\"created_at\":\"");
+  memcpy(d, ts, 32); /* digits and punctuation: nothing to escape */
+  d += 32;
+  d = PUT_LIT(d, "\"}");
+  dbuf_commit(w->out, (size_t)(d - d0));
+}
+
+/* A NUL-terminated string as a view (NULL counts as ""). */
+static void view(const char *s, const char **p, size_t *n) {
+  *p = s != NULL ? s : "";
+  *n = strlen(*p);
+}
+
+/* Writes one list item from its protobuf-c form. */
 static void put_item(jw *w, const char *uuid, const Cruddur__Messages__V1__Participant *who,
                      const char *text, const Google__Protobuf__Timestamp *at) {
-  char ts[33];
-  gw_wire_time(at, ts);
-  jw_lit(w, "{\"uuid\":");
-  jw_str(w, uuid);
-  jw_lit(w, ",\"display_name\":");
-  jw_str(w, who ? who->display_name : NULL);
-  jw_lit(w, ",\"handle\":");
-  jw_str(w, who ? who->handle : NULL);
-  jw_lit(w, ",\"message\":");
-  jw_str(w, text);
-  jw_lit(w, ",\"created_at\":");
-  jw_str(w, ts);
-  jw_lit(w, "}");
+  gw_item it;
+  view(uuid, &it.uuid, &it.uuid_len);
+  view(who ? who->display_name : NULL, &it.display_name, &it.display_name_len);
+  view(who ? who->handle : NULL, &it.handle, &it.handle_len);
+  view(text, &it.text, &it.text_len);
+  it.seconds = at ? at->seconds : 0;
+  it.nanos = at ? at->nanos : 0;
+  gw_json_item(w, &it);
 }
 
 /* Hands the text over (malloc'd, the caller's), or frees it on failure. */

@@ -8,7 +8,9 @@
 #define GW_WIRE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "cruddur/jw.h"
 #include "cruddur/messages/v1/messages.pb-c.h"
 #include "cruddur/users/v1/users.pb-c.h"
 #include "ucache.h"
@@ -102,6 +104,33 @@ int gw_user_from_pb(const Cruddur__Users__V1__User *u, gw_user *out);
 
 /* ---- response JSON (malloc'd strings, caller frees; NULL on OOM) --------- */
 
+/* Display names are 1 to 100 code points (users-svc). */
+#define GW_DISPLAY_NAME_MAX_CP 100
+
+/* The most bytes one list item may take while written: gw_json_item
+ * reserves every string at its longest escape (6 bytes a byte) for the
+ * longest valid values (4 bytes a code point), plus keys and the time. */
+#define GW_ITEM_JSON_MAX ((size_t)6 * (4 * (GW_MESSAGE_MAX_CP + GW_DISPLAY_NAME_MAX_CP) + \
+                                       GW_HANDLE_MAX + 36) + 128)
+/* The cap of an answer body: a page of GW_LIMIT_MAX such items. */
+#define GW_JSON_MAX ((size_t)GW_LIMIT_MAX * GW_ITEM_JSON_MAX + 64)
+
+/* One item of the list answers (a message, or a conversation as its latest
+ * message): views that need not be NUL-terminated, and the time as a
+ * google.protobuf.Timestamp's two fields. */
+typedef struct gw_item {
+  const char *uuid, *display_name, *handle, *text;
+  size_t uuid_len, display_name_len, handle_len, text_len;
+  int64_t seconds;
+  int32_t nanos;
+} gw_item;
+
+/* Appends the item's JSON object
+ * {"uuid","display_name","handle","message","created_at"} to w (jw.h:
+ * errors are sticky in w->failed). */
+void gw_json_item(jw *w, const gw_item *it);
+
+
 char *gw_json_groups(const Cruddur__Messages__V1__ListMessageGroupsResponse *r);
 /* One item of gw_json_groups (the server-sent `message_group` event). */
 char *gw_json_group(const Cruddur__Messages__V1__MessageGroup *g);
@@ -112,5 +141,8 @@ char *gw_json_user_short(const Cruddur__Users__V1__User *u);
 /* Timestamp -> wire form (33 bytes). A missing or out-of-range time gives
  * the epoch rather than an invalid string. */
 void gw_wire_time(const Google__Protobuf__Timestamp *t, char out[33]);
+
+/* The same from a Timestamp's fields (any values). */
+void gw_wire_time_at(int64_t seconds, int32_t nanos, char out[33]);
 
 #endif

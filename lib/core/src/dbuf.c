@@ -6,23 +6,33 @@
 
 #define DBUF_FIRST 4096
 
-int dbuf_append(dbuf *b, const void *data, size_t n) {
+char *dbuf_reserve(dbuf *b, size_t n) {
   if (n > b->max - b->len) {
     b->toobig = true;
-    return -1;
+    return NULL;
   }
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : DBUF_FIRST;
     while (cap < b->len + n + 1) cap *= 2;
     if (cap > b->max + 1) cap = b->max + 1; /* never more than can be used */
     char *nb = realloc(b->buf, cap);
-    if (nb == NULL) return -1;
+    if (nb == NULL) return NULL;
     b->buf = nb;
     b->cap = cap;
   }
-  memcpy(b->buf + b->len, data, n);
+  return b->buf + b->len;
+}
+
+void dbuf_commit(dbuf *b, size_t n) {
   b->len += n;
   b->buf[b->len] = '\0';
+}
+
+int dbuf_append(dbuf *b, const void *data, size_t n) {
+  char *at = dbuf_reserve(b, n);
+  if (at == NULL) return -1;
+  memcpy(at, data, n);
+  dbuf_commit(b, n);
   return 0;
 }
 

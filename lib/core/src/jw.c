@@ -51,3 +51,20 @@ void jw_str(jw *w, const char *s) {
   }
   jw_raw(w, "\"", 1);
 }
+
+size_t jw_escape(char *dst, const char *s, size_t n) {
+  const char *end = s + n;
+  char *d = dst, tmp[7];
+  for (;;) {
+    const char *p = jscan_plain(s, (size_t)(end - s));
+    memcpy(d, s, (size_t)(p - s));
+    d += p - s;
+    if (p == end) return (size_t)(d - dst);
+    /* jscan stops exactly at the bytes escape() rewrites. */
+    const char *e = escape((unsigned char)*p, tmp);
+    size_t el = strlen(e);
+    memcpy(d, e, el);
+    d += el;
+    s = p + 1;
+  }
+}

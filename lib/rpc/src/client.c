@@ -258,14 +258,11 @@ grpc_status_code rpc_unary(rpc_channel *ch, const ProtobufCServiceDescriptor *sv
   return rpc_unary_alloc(ch, svc, method, req, resp, timeout_ms, request_id, NULL, st);
 }
 
-grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
-                                 const char *method, const ProtobufCMessage *req,
-                                 ProtobufCMessage **resp, int64_t timeout_ms,
-                                 const char *request_id, ProtobufCAllocator *alloc,
-                                 rpc_status *st) {
-  if (resp != NULL) *resp = NULL;
-  if (ch == NULL || svc == NULL || method == NULL || req == NULL || resp == NULL)
-    return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "rpc_unary: missing argument");
+/* The checks every unary call makes before anything is sent. Returns
+ * GRPC_STATUS_OK and sets *md_out, or the status (st filled). */
+static grpc_status_code unary_method(const ProtobufCServiceDescriptor *svc, const char *method,
+                                     const ProtobufCMessage *req, int64_t timeout_ms,
+                                     rpc_status *st, const ProtobufCMethodDescriptor **md_out) {
   const ProtobufCMethodDescriptor *md =
       protobuf_c_service_descriptor_get_method_by_name(svc, method);
   if (md == NULL)
@@ -283,15 +280,70 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
   if (shape == RPC_SHAPE_BIDI)
     return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT,
                       "a bidirectional method: call it with rpc_stream_open");
-  char path[RPC_PATH_MAX];
-  int pn = snprintf(path, sizeof path, "/%s/%s", svc->name, md->name);
-  if (pn < 0 || (size_t)pn >= sizeof path)
-    return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "method path too long");
   /* A spent budget (e.g. rpc_call_remaining_ms() == 0 upstream) fails here:
    * gRPC rounds deadlines up to the millisecond and might still deliver it. */
   if (timeout_ms <= 0)
     return fail_local(st, GRPC_STATUS_DEADLINE_EXCEEDED,
                       "deadline exceeded before the call was sent");
+  *md_out = md;
+  return GRPC_STATUS_OK;
+}
+
+/* rpc_unary_alloc's decoder: protobuf-c into *resp. */
+typedef struct pb_unpack {
+  const ProtobufCMessageDescriptor *desc;
+  ProtobufCAllocator *alloc;
+  ProtobufCMessage **resp;
+} pb_unpack;
+
+static int pb_unpack_fn(void *user, const uint8_t *data, size_t len) {
+  pb_unpack *u = user;
+  *u->resp = protobuf_c_message_unpack(u->desc, u->alloc, len, data);
+  return *u->resp != NULL ? 0 : -1;
+}
+
+static grpc_status_code unary_call(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                                   const ProtobufCMethodDescriptor *md,
+                                   const ProtobufCMessage *req, int64_t timeout_ms,
+                                   const char *request_id, rpc_decode_fn decode, void *user,
+                                   rpc_status *st);
+
+grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                                 const char *method, const ProtobufCMessage *req,
+                                 ProtobufCMessage **resp, int64_t timeout_ms,
+                                 const char *request_id, ProtobufCAllocator *alloc,
+                                 rpc_status *st) {
+  if (resp != NULL) *resp = NULL;
+  if (ch == NULL || svc == NULL || method == NULL || req == NULL || resp == NULL)
+    return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "rpc_unary: missing argument");
+  const ProtobufCMethodDescriptor *md = NULL;
+  grpc_status_code code = unary_method(svc, method, req, timeout_ms, st, &md);
+  if (code != GRPC_STATUS_OK) return code;
+  pb_unpack u = {md->output, alloc, resp};
+  return unary_call(ch, svc, md, req, timeout_ms, request_id, pb_unpack_fn, &u, st);
+}
+
+grpc_status_code rpc_unary_decode(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                                  const char *method, const ProtobufCMessage *req,
+                                  int64_t timeout_ms, const char *request_id,
+                                  rpc_decode_fn decode, void *user, rpc_status *st) {
+  if (ch == NULL || svc == NULL || method == NULL || req == NULL || decode == NULL)
+    return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "rpc_unary: missing argument");
+  const ProtobufCMethodDescriptor *md = NULL;
+  grpc_status_code code = unary_method(svc, method, req, timeout_ms, st, &md);
+  if (code != GRPC_STATUS_OK) return code;
+  return unary_call(ch, svc, md, req, timeout_ms, request_id, decode, user, st);
+}
+
+static grpc_status_code unary_call(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                                   const ProtobufCMethodDescriptor *md,
+                                   const ProtobufCMessage *req, int64_t timeout_ms,
+                                   const char *request_id, rpc_decode_fn decode, void *user,
+                                   rpc_status *st) {
+  char path[RPC_PATH_MAX];
+  int pn = snprintf(path, sizeof path, "/%s/%s", svc->name, md->name);
+  if (pn < 0 || (size_t)pn >= sizeof path)
+    return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "method path too long");
   int wait_ready = want_ready(ch);
 
   grpc_byte_buffer *send_buf = rpc__pack(req);
@@ -367,10 +419,9 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
     } else {
       grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
       grpc_byte_buffer_reader_destroy(&reader);
-      *resp = protobuf_c_message_unpack(md->output, alloc, GRPC_SLICE_LENGTH(all),
-                                        GRPC_SLICE_START_PTR(all));
+      int bad = decode(user, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
       grpc_slice_unref(all);
-      if (*resp == NULL) {
+      if (bad) {
         code = GRPC_STATUS_INTERNAL;
         grpc_slice_unref(details);
         details = grpc_slice_from_static_string("response cannot be decoded");

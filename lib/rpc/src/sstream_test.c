@@ -116,15 +116,25 @@ static int health_fn(void *user) {
   return atomic_load(&g_healthy);
 }
 
+/* Streamed requests (WatchMany) are bidi_test's; here they are refused. */
+static grpc_status_code h_stream_refused(rpc_call *call, const ProtobufCMessage *req,
+                                         rpc_sstream *s) {
+  (void)req;
+  (void)s;
+  return rpc_call_fail(call, GRPC_STATUS_UNIMPLEMENTED, "test");
+}
+
 static rpc_handler_fn g_handlers[8];
 static rpc_stream_handler_fn g_stream_handlers[8];
 static rpc_service g_svc;
 
 static rpc_server *start_server(int max_streams, int queue_max, int drain_ms) {
   for (unsigned i = 0; i < MSGS->n_methods; i++) {
-    int watch = strcmp(MSGS->methods[i].name, "WatchEvents") == 0;
-    g_handlers[i] = watch ? NULL : h_unary;
-    g_stream_handlers[i] = watch ? h_watch : NULL;
+    const char *name = MSGS->methods[i].name;
+    int watch = strcmp(name, "WatchEvents") == 0;
+    int streams = watch || strcmp(name, "WatchMany") == 0;
+    g_handlers[i] = streams ? NULL : h_unary;
+    g_stream_handlers[i] = watch ? h_watch : streams ? h_stream_refused : NULL;
   }
   g_svc.desc = MSGS;
   g_svc.handlers = g_handlers;

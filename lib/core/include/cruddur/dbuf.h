@@ -25,6 +25,17 @@ typedef struct dbuf {
  * is then set) or memory runs out; on -1 the content is unchanged. */
 int dbuf_append(dbuf *b, const void *data, size_t n);
 
+/* Makes room for up to n more bytes and returns where they go (buf + len),
+ * or NULL when len + n would pass max (toobig is then set) or memory runs
+ * out. For writers that know a bound but not the exact size: write at most
+ * n bytes there, then dbuf_commit what was written. The bound counts
+ * against max, so max must allow for the bound, not only the result. */
+char *dbuf_reserve(dbuf *b, size_t n);
+
+/* Adds n bytes written after dbuf_reserve (at most what it reserved) and
+ * keeps the NUL after them. */
+void dbuf_commit(dbuf *b, size_t n);
+
 /* Empties the buffer (len 0, toobig cleared) and keeps its memory. */
 void dbuf_reset(dbuf *b);
 

@@ -33,4 +33,11 @@ void jw_lit(jw *w, const char *s);
 /* Appends s (NULL counts as "") as a quoted, escaped JSON string. */
 void jw_str(jw *w, const char *s);
 
+/* Writes s[0, n) escaped as jw_str escapes it, without the quotes, to dst,
+ * which has room for JW_ESCAPED_MAX(n) bytes. Returns the bytes written.
+ * For writers that reserve a bound once (dbuf_reserve) instead of
+ * appending run by run. */
+#define JW_ESCAPED_MAX(n) ((n) * 6)
+size_t jw_escape(char *dst, const char *s, size_t n);
+
 #endif

@@ -113,6 +113,25 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch,
                                  ProtobufCAllocator *alloc,
                                  rpc_status *st);
 
+/* Decodes a response's serialized bytes (valid only during the call):
+ * returns 0, or nonzero when they cannot be decoded. */
+typedef int (*rpc_decode_fn)(void *user, const uint8_t *data, size_t len);
+
+/* rpc_unary, with the response handed over undecoded: on a call that ended
+ * GRPC_STATUS_OK, decode(user, ...) runs once with the response's bytes;
+ * when it returns nonzero the call's status is INTERNAL ("response cannot
+ * be decoded"). For callers that read a response straight into what they
+ * make of it, without protobuf-c's structs. */
+grpc_status_code rpc_unary_decode(rpc_channel *ch,
+                                  const ProtobufCServiceDescriptor *svc,
+                                  const char *method,
+                                  const ProtobufCMessage *req,
+                                  int64_t timeout_ms,
+                                  const char *request_id,
+                                  rpc_decode_fn decode,
+                                  void *user,
+                                  rpc_status *st);
+
 /* Fills `out` with a protobuf-c allocator that draws from `a` and never
  * frees single blocks: a response unpacked with it is released by
  * arena_rewind / arena_free, not message by message. `a` must outlive
