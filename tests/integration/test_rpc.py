@@ -3,7 +3,8 @@
 
 A real python3-grpcio client checks health, server reflection v1 and v1alpha
 (answers loadable by a python DescriptorPool, then a dynamic call built from
-them, as grpcurl does), error statuses, request ids, the one-JSON-line-per-RPC
+them, as grpcurl does), bidirectional and client-streaming calls built the
+same way (the test-only cruddur.rpctest.v1.EchoService), error statuses, request ids, the one-JSON-line-per-RPC
 log, a busy port, and a graceful SIGTERM with a call in flight.
 
 Stubs for health and reflection are generated at test time with protoc and
@@ -16,6 +17,7 @@ Env: CRUDDUR_BUILD_DIR (the CMake build dir with lib/rpc/rpc_test_server).
 import importlib
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -32,8 +34,10 @@ BUILD = os.environ.get("CRUDDUR_BUILD_DIR", os.path.join(os.path.dirname(__file_
 SERVER_BIN = os.path.join(BUILD, "lib", "rpc", "rpc_test_server")
 GRPC_PROTO = "/usr/share/grpc-proto"
 USERS_SVC = "cruddur.users.v1.UsersService"
+ECHO_SVC = "cruddur.rpctest.v1.EchoService"
 ALL_SERVICES = {
     USERS_SVC,
+    ECHO_SVC,
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
@@ -271,6 +275,67 @@ class RuntimeTest(unittest.TestCase):
                 self.assertEqual(next(it).status, 1)  # SERVING
                 it.cancel()
 
+    def echo_methods(self, version):
+        """EchoService through reflection alone: its shapes as the server
+        describes them, and callables built from the descriptors."""
+        pb2, _ = REFLECTION[version]
+        (resp,) = reflection_ask(self.srv.channel, version, [
+            pb2.ServerReflectionRequest(file_containing_symbol=ECHO_SVC)])
+        files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                 for b in resp.file_descriptor_response.file_descriptor_proto]
+        self.assertEqual([f.name for f in files], ["cruddur/rpctest/v1/echo.proto"])
+        (svc_proto,) = files[0].service
+        shapes = {m.name: (m.client_streaming, m.server_streaming) for m in svc_proto.method}
+        pool = pool_from(files)
+        svc = pool.FindServiceByName(ECHO_SVC)
+        factory = message_factory.MessageFactory(pool)
+        req_cls = message_class(factory, svc.FindMethodByName("Chat").input_type)
+        resp_cls = message_class(factory, svc.FindMethodByName("Chat").output_type)
+        kw = dict(request_serializer=req_cls.SerializeToString,
+                  response_deserializer=resp_cls.FromString)
+        chat = self.srv.channel.stream_stream("/%s/Chat" % ECHO_SVC, **kw)
+        total = self.srv.channel.stream_unary("/%s/Sum" % ECHO_SVC, **kw)
+        return shapes, req_cls, chat, total
+
+    def test_bidi_through_reflection(self):
+        # Reflection says which methods stream which way, and a grpcurl-style
+        # client drives the bidirectional and client-streaming ones.
+        for version in REFLECTION:
+            with self.subTest(version=version):
+                shapes, req_cls, chat, total = self.echo_methods(version)
+                self.assertEqual(shapes, {"Chat": (True, True), "Sum": (True, False),
+                                          "Count": (False, True), "Get": (False, False)})
+                reqs = [req_cls(n=i, text="m%d" % i) for i in range(300)]
+                replies = list(chat(iter(reqs), timeout=TIMEOUT))
+                self.assertEqual([(r.n, r.text) for r in replies],
+                                 [(i, "m%d" % i) for i in range(300)])
+                self.assertEqual(list(chat(iter([]), timeout=TIMEOUT)), [])
+                self.assertEqual(total(iter(req_cls(n=i) for i in range(1, 101)),
+                                       timeout=TIMEOUT).n, 5050)
+
+    def test_bidi_replies_before_half_close(self):
+        # Each reply comes while the client still holds its side open: the
+        # server reads and answers message by message, not at the end.
+        _, req_cls, chat, _ = self.echo_methods("v1")
+        outbox = queue.Queue()
+        replies = chat(iter(outbox.get, None), timeout=TIMEOUT)
+        for i in range(20):
+            outbox.put(req_cls(n=i, text="ping"))
+            self.assertEqual(next(replies).n, i)
+        outbox.put(None)  # half-close
+        self.assertEqual(list(replies), [])
+        self.assertEqual(replies.code(), grpc.StatusCode.OK)
+
+    def test_bidi_undecodable_message_is_invalid_argument(self):
+        chat = self.srv.channel.stream_stream("/%s/Chat" % ECHO_SVC,
+                                              request_serializer=lambda b: b,
+                                              response_deserializer=lambda b: b)
+        good = b"\x08\x07"  # n = 7
+        with self.assertRaises(grpc.RpcError) as cm:
+            list(chat(iter([good, b"\xff\xff\xff", good]), timeout=TIMEOUT))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("cruddur.rpctest.v1.EchoRequest", cm.exception.details())
+
     def test_many_requests_on_one_stream(self):
         for version, (pb2, _) in REFLECTION.items():
             with self.subTest(version=version):
@@ -310,7 +375,7 @@ class RuntimeTest(unittest.TestCase):
                 self.assertEqual(resps[8].all_extension_numbers_response.base_type_name,
                                  "cruddur.users.v1.User")
                 self.assertEqual(list(resps[8].all_extension_numbers_response.extension_number), [])
-                self.assertEqual(len(resps[10].list_services_response.service), 4)
+                self.assertEqual(len(resps[10].list_services_response.service), len(ALL_SERVICES))
                 for req, resp in zip(reqs, resps):
                     self.assertEqual(resp.original_request, req)
 

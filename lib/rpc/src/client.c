@@ -1,6 +1,6 @@
-/* client.c - unary gRPC calls on the C core.
+/* client.c - unary gRPC calls and streams on the C core.
  *
- * Each call makes its own PLUCK completion queue: the channel is shared by
+ * Each unary call makes its own PLUCK completion queue: the channel is shared by
  * every thread, the queue is not, so callers never wait on each other's
  * events. The deadline is enforced by gRPC core (the batch always completes
  * by then), so the pluck waits without a timeout of its own.
@@ -274,10 +274,15 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
     return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT,
                       "request message has the wrong type for this method");
   /* A stream would be read as its first message, then wait for a status
-   * that may never come. */
-  if (rpc__method_shape(svc->name, md->name) == RPC_SHAPE_SERVER_STREAM)
+   * that may never come. (A client-streaming method takes one request
+   * as a stream of one.) */
+  rpc_method_shape shape = rpc__method_shape(svc->name, md->name);
+  if (shape == RPC_SHAPE_SERVER_STREAM)
     return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT,
                       "a server-streaming method: call it with rpc_stream_start");
+  if (shape == RPC_SHAPE_BIDI)
+    return fail_local(st, GRPC_STATUS_INVALID_ARGUMENT,
+                      "a bidirectional method: call it with rpc_stream_open");
   char path[RPC_PATH_MAX];
   int pn = snprintf(path, sizeof path, "/%s/%s", svc->name, md->name);
   if (pn < 0 || (size_t)pn >= sizeof path)
@@ -289,12 +294,7 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch, const ProtobufCServiceDescript
                       "deadline exceeded before the call was sent");
   int wait_ready = want_ready(ch);
 
-  /* Request body in a gRPC-owned slice. */
-  size_t len = protobuf_c_message_get_packed_size(req);
-  grpc_slice body = grpc_slice_malloc(len);
-  protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(body));
-  grpc_byte_buffer *send_buf = grpc_raw_byte_buffer_create(&body, 1);
-  grpc_slice_unref(body);
+  grpc_byte_buffer *send_buf = rpc__pack(req);
 
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
   grpc_slice path_slice = grpc_slice_from_copied_string(path);
@@ -419,20 +419,31 @@ int rpc_health_check(rpc_channel *ch, const char *service, int64_t timeout_ms) {
 }
 
 /* ======================================================================
- * Server-streaming calls
+ * Streams: server streaming (rpc_stream_start) and streamed requests
+ * (rpc_stream_open)
  *
- * Two batches are outstanding per stream: the status (RECV_STATUS_ON_CLIENT,
- * started with the call) and one receive (the first also sends the request
- * and half-closes). The reading state is guarded by the stream's mutex (the
- * starter and the stream thread both touch it); callbacks run without it.
- * Cancel and release may come from any thread (grpc_call_cancel is
- * thread-safe) and the reference count is atomic: one
- * reference for the caller, one per outstanding batch. on_end runs when the
- * status has arrived and no receive is outstanding, so it always follows
- * the last on_msg.
+ * Up to three batches are outstanding per stream: the status
+ * (RECV_STATUS_ON_CLIENT, started with the call), one receive (the first
+ * also sends the initial metadata and, for rpc_stream_start, the request
+ * and the half-close) and, for rpc_stream_open, one write (SEND_MESSAGE,
+ * or SEND_CLOSE_FROM_CLIENT once the queue is empty after
+ * rpc_stream_close_send). Messages to send wait in a ring that grows by
+ * doubling up to RPC_STREAM_SEND_MAX; the next write starts when the
+ * previous one completed (gRPC core allows one send in flight per call).
+ * The state below `mu` is guarded by it (senders, the starter and the
+ * stream thread all touch it); callbacks run without it, so on_msg may
+ * call rpc_stream_send. Cancel and release may come from any thread
+ * (grpc_call_cancel is thread-safe) and the reference count is atomic: one
+ * reference for the caller, one per outstanding batch. on_end runs when
+ * the status has arrived and no receive is outstanding, so it always
+ * follows the last on_msg; a write still outstanding then holds its own
+ * reference and calls nothing back.
  * ==================================================================== */
 
-typedef enum { CS_RECV, CS_STATUS } cs_kind;
+/* The send ring's first size: most streams send a few messages at a time. */
+#define RPC_STREAM_SEND_INITIAL 16
+
+typedef enum { CS_RECV, CS_STATUS, CS_SEND } cs_kind;
 
 typedef struct cs_tag {
   cs_kind kind;
@@ -440,14 +451,14 @@ typedef struct cs_tag {
 } cs_tag;
 
 struct rpc_stream {
-  cs_tag t_recv, t_status;
+  cs_tag t_recv, t_status, t_send;
   atomic_int refs;
   grpc_call *call; /* owned; grpc_call_unref */
   const ProtobufCMessageDescriptor *out; /* reference, static */
   rpc_stream_msg_fn on_msg;
   rpc_stream_end_fn on_end;
   void *user;
-  grpc_byte_buffer *send_buf; /* owned until the first receive completes */
+  grpc_byte_buffer *send_buf; /* rpc_stream_start: owned until the first receive completes */
   grpc_metadata md_out[1];    /* x-request-id (value slice owned) */
   size_t n_md;
   grpc_metadata_array init_md, trail_md; /* owned */
@@ -455,14 +466,33 @@ struct rpc_stream {
   grpc_status_code code;
   grpc_slice details; /* owned */
   const char *error_string; /* owned; gpr_free */
-  pthread_mutex_t mu; /* guards the three flags below */
+  pthread_mutex_t mu; /* guards everything below */
   int reading, status_done, ended;
+  int cancelled;      /* a cancel was asked for (or on_msg said stop) */
+  grpc_byte_buffer **sq; /* owned ring of sq_cap encoded messages to send */
+  size_t sq_cap, sq_head, sq_len;
+  grpc_byte_buffer *sending; /* owned: the message being written */
+  int writing;        /* a write batch (message or half-close) is outstanding */
+  int close_wanted;   /* half-close asked for: nothing more is queued */
+  int close_started;  /* the half-close was sent (or started) */
+  int send_failed;    /* a write failed: the call is dying, nothing more goes */
 };
+
+static void send_queue_drop_locked(rpc_stream *s) {
+  while (s->sq_len > 0) {
+    grpc_byte_buffer_destroy(s->sq[s->sq_head]);
+    s->sq_head = (s->sq_head + 1) % s->sq_cap;
+    s->sq_len--;
+  }
+}
 
 static void stream_free(rpc_stream *s) {
   if (s->call != NULL) grpc_call_unref(s->call);
   if (s->send_buf != NULL) grpc_byte_buffer_destroy(s->send_buf);
   if (s->recv_buf != NULL) grpc_byte_buffer_destroy(s->recv_buf);
+  send_queue_drop_locked(s); /* the last reference: no other thread */
+  if (s->sending != NULL) grpc_byte_buffer_destroy(s->sending);
+  free(s->sq);
   for (size_t i = 0; i < s->n_md; i++) {
     grpc_slice_unref(s->md_out[i].key);
     grpc_slice_unref(s->md_out[i].value);
@@ -479,7 +509,19 @@ static void stream_unref(rpc_stream *s) {
   if (atomic_fetch_sub(&s->refs, 1) == 1) stream_free(s);
 }
 
-/* Starts one RECV_MESSAGE; the first one also carries the request. */
+/* Cancels the call and marks the stream ending, so sends refuse at once. */
+static void stream_cancel(rpc_stream *s, grpc_status_code code, const char *why) {
+  pthread_mutex_lock(&s->mu);
+  s->cancelled = 1;
+  pthread_mutex_unlock(&s->mu);
+  if (why == NULL)
+    grpc_call_cancel(s->call, NULL);
+  else
+    grpc_call_cancel_with_status(s->call, code, why, NULL);
+}
+
+/* Starts one RECV_MESSAGE; the first one also sends the initial metadata
+ * and, for rpc_stream_start, the request and the half-close. */
 static int stream_recv(rpc_stream *s, int first) {
   grpc_op ops[5];
   size_t n = 0;
@@ -489,11 +531,13 @@ static int stream_recv(rpc_stream *s, int first) {
     ops[n].data.send_initial_metadata.count = s->n_md;
     ops[n].data.send_initial_metadata.metadata = s->md_out;
     n++;
-    ops[n].op = GRPC_OP_SEND_MESSAGE;
-    ops[n].data.send_message.send_message = s->send_buf;
-    n++;
-    ops[n].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    n++;
+    if (s->send_buf != NULL) {
+      ops[n].op = GRPC_OP_SEND_MESSAGE;
+      ops[n].data.send_message.send_message = s->send_buf;
+      n++;
+      ops[n].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+      n++;
+    }
     ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
     ops[n].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
     n++;
@@ -513,6 +557,53 @@ static int stream_recv(rpc_stream *s, int first) {
     return -1;
   }
   return 0;
+}
+
+/* Starts the next write if there is one: the oldest queued message, else
+ * the half-close once asked for. Called with s->mu held and no write
+ * outstanding, by a thread that holds a reference. */
+static void send_next_locked(rpc_stream *s) {
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  if (s->sq_len > 0) {
+    s->sending = s->sq[s->sq_head];
+    s->sq_head = (s->sq_head + 1) % s->sq_cap;
+    s->sq_len--;
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = s->sending;
+  } else if (s->close_wanted && !s->close_started) {
+    s->close_started = 1;
+    op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  } else {
+    return;
+  }
+  s->writing = 1;
+  atomic_fetch_add(&s->refs, 1);
+  if (grpc_call_start_batch(s->call, &op, 1, &s->t_send, NULL) != GRPC_CALL_OK) {
+    /* Only on a call already over: its status is on the way. */
+    atomic_fetch_sub(&s->refs, 1); /* never the last: the caller holds one */
+    s->writing = 0;
+    s->send_failed = 1;
+    send_queue_drop_locked(s);
+  }
+}
+
+/* Room for one more message in the send ring, growing it (doubling, up to
+ * RPC_STREAM_SEND_MAX) when full. 0 when there is none. s->mu held. */
+static int send_room_locked(rpc_stream *s) {
+  if (s->sq_len < s->sq_cap) return 1;
+  if (s->sq_cap >= RPC_STREAM_SEND_MAX) return 0;
+  size_t cap = s->sq_cap == 0 ? RPC_STREAM_SEND_INITIAL : s->sq_cap * 2;
+  if (cap > RPC_STREAM_SEND_MAX) cap = RPC_STREAM_SEND_MAX;
+  grpc_byte_buffer **q = malloc(cap * sizeof *q);
+  if (q == NULL) return 0;
+  /* Unroll the ring so it starts at 0 in the larger array. */
+  for (size_t i = 0; i < s->sq_len; i++) q[i] = s->sq[(s->sq_head + i) % s->sq_cap];
+  free(s->sq);
+  s->sq = q;
+  s->sq_cap = cap;
+  s->sq_head = 0;
+  return 1;
 }
 
 static void stream_maybe_end(rpc_stream *s) {
@@ -556,19 +647,33 @@ static void stream_on_recv(rpc_stream *s, int ok) {
   }
   grpc_byte_buffer_destroy(buf);
   if (msg == NULL) {
-    grpc_call_cancel_with_status(s->call, GRPC_STATUS_INTERNAL,
-                                 "stream message cannot be decoded", NULL);
+    stream_cancel(s, GRPC_STATUS_INTERNAL, "stream message cannot be decoded");
     return;
   }
   int keep = s->on_msg(s->user, msg) == 0;
   protobuf_c_message_free_unpacked(msg, NULL);
   if (!keep) {
-    grpc_call_cancel(s->call, NULL);
+    stream_cancel(s, GRPC_STATUS_CANCELLED, NULL);
     return;
   }
   if (stream_recv(s, 0) != 0)
-    grpc_call_cancel_with_status(s->call, GRPC_STATUS_INTERNAL, "cannot read the stream",
-                                 NULL);
+    stream_cancel(s, GRPC_STATUS_INTERNAL, "cannot read the stream");
+}
+
+static void stream_on_send(rpc_stream *s, int ok) {
+  pthread_mutex_lock(&s->mu);
+  s->writing = 0;
+  if (s->sending != NULL) {
+    grpc_byte_buffer_destroy(s->sending);
+    s->sending = NULL;
+  }
+  if (!ok || s->status_done) { /* the call is over: drop what waits */
+    s->send_failed = 1;
+    send_queue_drop_locked(s);
+  } else {
+    send_next_locked(s);
+  }
+  pthread_mutex_unlock(&s->mu);
 }
 
 static void *stream_thread_main(void *arg) {
@@ -582,6 +687,8 @@ static void *stream_thread_main(void *arg) {
     rpc_stream *s = t->s;
     if (t->kind == CS_RECV) {
       stream_on_recv(s, ev.success);
+    } else if (t->kind == CS_SEND) {
+      stream_on_send(s, ev.success);
     } else {
       pthread_mutex_lock(&s->mu);
       s->status_done = 1;
@@ -624,14 +731,15 @@ static grpc_completion_queue *stream_queue(rpc_channel *ch) {
   return cq;
 }
 
-rpc_stream *rpc_stream_start(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
-                             const char *method, const ProtobufCMessage *req,
-                             int64_t timeout_ms, const char *request_id,
-                             rpc_stream_msg_fn on_msg, rpc_stream_end_fn on_end,
-                             void *user, rpc_status *st) {
-  if (ch == NULL || svc == NULL || method == NULL || req == NULL || on_msg == NULL ||
-      on_end == NULL) {
-    fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "rpc_stream_start: missing argument");
+/* rpc_stream_start (req set: a server-streaming method) and rpc_stream_open
+ * (req NULL: a method whose requests are a stream). */
+static rpc_stream *stream_begin(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                                const char *method, const ProtobufCMessage *req,
+                                int64_t timeout_ms, const char *request_id,
+                                rpc_stream_msg_fn on_msg, rpc_stream_end_fn on_end,
+                                void *user, rpc_status *st) {
+  if (ch == NULL || svc == NULL || method == NULL || on_msg == NULL || on_end == NULL) {
+    fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "rpc_stream: missing argument");
     return NULL;
   }
   const ProtobufCMethodDescriptor *md =
@@ -640,11 +748,17 @@ rpc_stream *rpc_stream_start(rpc_channel *ch, const ProtobufCServiceDescriptor *
     fail_local(st, GRPC_STATUS_UNIMPLEMENTED, "unknown method name");
     return NULL;
   }
-  if (rpc__method_shape(svc->name, md->name) != RPC_SHAPE_SERVER_STREAM) {
+  rpc_method_shape shape = rpc__method_shape(svc->name, md->name);
+  if (req != NULL && shape != RPC_SHAPE_SERVER_STREAM) {
     fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "not a server-streaming method");
     return NULL;
   }
-  if (req->descriptor != md->input) {
+  if (req == NULL && !RPC_SHAPE_STREAMS_REQUESTS(shape)) {
+    fail_local(st, GRPC_STATUS_INVALID_ARGUMENT,
+               "not a method whose requests are a stream (bidirectional or client streaming)");
+    return NULL;
+  }
+  if (req != NULL && req->descriptor != md->input) {
     fail_local(st, GRPC_STATUS_INVALID_ARGUMENT,
                "request message has the wrong type for this method");
     return NULL;
@@ -663,6 +777,7 @@ rpc_stream *rpc_stream_start(rpc_channel *ch, const ProtobufCServiceDescriptor *
   }
   s->t_recv = (cs_tag){CS_RECV, s};
   s->t_status = (cs_tag){CS_STATUS, s};
+  s->t_send = (cs_tag){CS_SEND, s};
   atomic_init(&s->refs, 1);
   pthread_mutex_init(&s->mu, NULL);
   s->out = md->output;
@@ -678,11 +793,10 @@ rpc_stream *rpc_stream_start(rpc_channel *ch, const ProtobufCServiceDescriptor *
     s->md_out[0].value = grpc_slice_from_copied_string(request_id);
     s->n_md = 1;
   }
-  size_t len = protobuf_c_message_get_packed_size(req);
-  grpc_slice body = grpc_slice_malloc(len);
-  protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(body));
-  s->send_buf = grpc_raw_byte_buffer_create(&body, 1);
-  grpc_slice_unref(body);
+  if (req != NULL) {
+    s->send_buf = rpc__pack(req);
+    s->close_wanted = s->close_started = 1; /* with the request, in the first batch */
+  }
 
   gpr_timespec deadline =
       timeout_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
@@ -709,19 +823,72 @@ rpc_stream *rpc_stream_start(rpc_channel *ch, const ProtobufCServiceDescriptor *
   }
   /* From here the status batch owns the ending: if the first receive
    * cannot start, the cancel makes the status come. */
-  if (stream_recv(s, 1) != 0)
-    grpc_call_cancel_with_status(s->call, GRPC_STATUS_INTERNAL, "cannot start the call",
-                                 NULL);
+  if (stream_recv(s, 1) != 0) stream_cancel(s, GRPC_STATUS_INTERNAL, "cannot start the call");
   if (st != NULL) set_status(st, GRPC_STATUS_OK, "", 0);
   return s;
 }
 
+rpc_stream *rpc_stream_start(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                             const char *method, const ProtobufCMessage *req,
+                             int64_t timeout_ms, const char *request_id,
+                             rpc_stream_msg_fn on_msg, rpc_stream_end_fn on_end,
+                             void *user, rpc_status *st) {
+  if (req == NULL) {
+    fail_local(st, GRPC_STATUS_INVALID_ARGUMENT, "rpc_stream_start: missing argument");
+    return NULL;
+  }
+  return stream_begin(ch, svc, method, req, timeout_ms, request_id, on_msg, on_end, user, st);
+}
+
+rpc_stream *rpc_stream_open(rpc_channel *ch, const ProtobufCServiceDescriptor *svc,
+                            const char *method, int64_t timeout_ms, const char *request_id,
+                            rpc_stream_msg_fn on_msg, rpc_stream_end_fn on_end, void *user,
+                            rpc_status *st) {
+  return stream_begin(ch, svc, method, NULL, timeout_ms, request_id, on_msg, on_end, user,
+                      st);
+}
+
+int rpc_stream_send(rpc_stream *s, const ProtobufCMessage *msg) {
+  if (s == NULL || msg == NULL) return -1;
+  grpc_byte_buffer *buf = rpc__pack(msg);
+  pthread_mutex_lock(&s->mu);
+  int rc = -1;
+  if (!s->cancelled && !s->status_done && !s->close_wanted && !s->send_failed &&
+      send_room_locked(s)) {
+    s->sq[(s->sq_head + s->sq_len) % s->sq_cap] = buf;
+    s->sq_len++;
+    buf = NULL;
+    rc = 0;
+    if (!s->writing) send_next_locked(s);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (buf != NULL) grpc_byte_buffer_destroy(buf);
+  return rc;
+}
+
+void rpc_stream_close_send(rpc_stream *s) {
+  if (s == NULL) return;
+  pthread_mutex_lock(&s->mu);
+  if (!s->close_wanted) {
+    s->close_wanted = 1;
+    if (!s->writing && !s->send_failed && !s->status_done) send_next_locked(s);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+size_t rpc_stream_send_queued(rpc_stream *s) {
+  pthread_mutex_lock(&s->mu);
+  size_t n = s->sq_len;
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
 void rpc_stream_cancel(rpc_stream *s) {
-  if (s != NULL) grpc_call_cancel(s->call, NULL);
+  if (s != NULL) stream_cancel(s, GRPC_STATUS_CANCELLED, NULL);
 }
 
 void rpc_stream_release(rpc_stream *s) {
   if (s == NULL) return;
-  grpc_call_cancel(s->call, NULL); /* no-op once the call is over */
+  stream_cancel(s, GRPC_STATUS_CANCELLED, NULL); /* no-op once the call is over */
   stream_unref(s);
 }

@@ -1,5 +1,19 @@
-/* pbcheck.c - what protobuf-c accepts on decode but a request may not hold. */
+/* pbcheck.c - protobuf-c next to gRPC: encoding a message for a send, and
+ * what protobuf-c accepts on decode but a request may not hold. */
 #include "rpc_internal.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/slice.h>
+
+grpc_byte_buffer *rpc__pack(const ProtobufCMessage *m) {
+  size_t len = protobuf_c_message_get_packed_size(m);
+  /* A gRPC-owned slice: the transport may hold it after the batch ends. */
+  grpc_slice body = grpc_slice_malloc(len);
+  protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(body));
+  grpc_byte_buffer *buf = grpc_raw_byte_buffer_create(&body, 1);
+  grpc_slice_unref(body);
+  return buf;
+}
 
 /* protobuf-c decodes a field tag written as an overlong varint of 0 (e.g.
  * 80 00) and keeps it as an unknown field numbered 0. Field number 0 is

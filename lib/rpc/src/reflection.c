@@ -34,6 +34,36 @@
 extern unsigned char cruddur_descriptor_set[];
 extern unsigned int cruddur_descriptor_set_len;
 
+/* The set served and used for method shapes: the embedded one, or a copy
+ * of it followed by test files (rpc__descriptor_set_extend). Serialized
+ * messages concatenate into their merge, and `file` is a repeated field,
+ * so the copy is a set holding both lists of files. Kept until exit. */
+static unsigned char *g_set_extended;
+static size_t g_set_extended_len;
+static atomic_int g_set_read; /* the set was parsed: too late to extend */
+
+static const unsigned char *descriptor_set(size_t *len) {
+  atomic_store(&g_set_read, 1);
+  if (g_set_extended != NULL) {
+    *len = g_set_extended_len;
+    return g_set_extended;
+  }
+  *len = cruddur_descriptor_set_len;
+  return cruddur_descriptor_set;
+}
+
+int rpc__descriptor_set_extend(const unsigned char *set, size_t len) {
+  if (atomic_load(&g_set_read) || g_set_extended != NULL) return -1;
+  size_t base = cruddur_descriptor_set_len;
+  unsigned char *all = malloc(base + len);
+  if (all == NULL) return -1;
+  memcpy(all, cruddur_descriptor_set, base);
+  memcpy(all + base, set, len);
+  g_set_extended = all;
+  g_set_extended_len = base + len;
+  return 0;
+}
+
 /* Symbol names and file names echoed in error messages are cut here. */
 #define REFL_NAME_ECHO_MAX 200
 
@@ -150,8 +180,9 @@ int rpc__reflection_new(const char *const *names, size_t n,
                         struct rpc_reflection **out) {
   struct rpc_reflection *r = calloc(1, sizeof *r);
   if (r == NULL) goto oom;
-  r->set = google__protobuf__file_descriptor_set__unpack(
-      NULL, cruddur_descriptor_set_len, cruddur_descriptor_set);
+  size_t set_len;
+  const unsigned char *set = descriptor_set(&set_len);
+  r->set = google__protobuf__file_descriptor_set__unpack(NULL, set_len, set);
   if (r->set == NULL) {
     fprintf(stderr, "rpc: the embedded descriptor set cannot be decoded\n");
     rpc__reflection_free(r);
@@ -472,8 +503,9 @@ static Google__Protobuf__FileDescriptorSet *g_shape_set;
 static pthread_once_t g_shape_once = PTHREAD_ONCE_INIT;
 
 static void shape_set_load(void) {
-  g_shape_set = google__protobuf__file_descriptor_set__unpack(
-      NULL, cruddur_descriptor_set_len, cruddur_descriptor_set);
+  size_t len;
+  const unsigned char *set = descriptor_set(&len);
+  g_shape_set = google__protobuf__file_descriptor_set__unpack(NULL, len, set);
 }
 
 /* 1 when `full` is "<pkg>.<name>" (or just name without a package). */
@@ -494,7 +526,8 @@ rpc_method_shape rpc__method_shape(const char *service, const char *method) {
       for (size_t m = 0; m < sd->n_method; m++) {
         const Google__Protobuf__MethodDescriptorProto *md = sd->method[m];
         if (md->name == NULL || strcmp(md->name, method) != 0) continue;
-        if (md->client_streaming) return RPC_SHAPE_OTHER;
+        if (md->client_streaming)
+          return md->server_streaming ? RPC_SHAPE_BIDI : RPC_SHAPE_CLIENT_STREAM;
         return md->server_streaming ? RPC_SHAPE_SERVER_STREAM : RPC_SHAPE_UNARY;
       }
       return RPC_SHAPE_UNKNOWN;

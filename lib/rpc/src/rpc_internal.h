@@ -50,6 +50,8 @@ typedef enum {
   RPC_TAG_SS_CLOSE, /* a server stream's RECV_CLOSE_ON_SERVER completed */
   RPC_TAG_SS_WRITE, /* a server stream's write completed */
   RPC_TAG_SS_STATUS,/* a server stream's status was sent */
+  RPC_TAG_SS_RECV,  /* a server stream's RECV_MESSAGE completed (streamed
+                       requests) */
 } rpc_tag_kind;
 
 typedef struct rpc_tag {
@@ -61,6 +63,10 @@ typedef enum {
   RPC_METHOD_REFLECTION,   /* bidirectional stream driven by the poller */
   RPC_METHOD_SSTREAM,      /* server streaming: request read by the server,
                               handler on a worker, then sstream.c */
+  RPC_METHOD_BIDI,         /* streamed requests (bidirectional or client
+                              streaming): nothing read at accept, handler on
+                              a worker with req == NULL, then sstream.c reads
+                              the messages one at a time */
 } rpc_method_kind;
 
 /* A method's shape as the .proto declares it (rpc__method_shape). */
@@ -68,8 +74,13 @@ typedef enum {
   RPC_SHAPE_UNKNOWN,       /* not in the embedded descriptor set */
   RPC_SHAPE_UNARY,
   RPC_SHAPE_SERVER_STREAM, /* one request, a stream of responses */
-  RPC_SHAPE_OTHER,         /* client or bidirectional streaming */
+  RPC_SHAPE_CLIENT_STREAM, /* a stream of requests, one response */
+  RPC_SHAPE_BIDI,          /* streams both ways */
 } rpc_method_shape;
+
+/* 1 for the shapes whose requests are a stream. */
+#define RPC_SHAPE_STREAMS_REQUESTS(shape) \
+  ((shape) == RPC_SHAPE_CLIENT_STREAM || (shape) == RPC_SHAPE_BIDI)
 
 /* One registered method. */
 typedef struct rpc_method {
@@ -78,7 +89,7 @@ typedef struct rpc_method {
   rpc_method_kind kind;
   const ProtobufCMethodDescriptor *desc; /* reference, static */
   rpc_handler_fn handler;                /* unary only */
-  rpc_stream_handler_fn stream_handler;  /* RPC_METHOD_SSTREAM only */
+  rpc_stream_handler_fn stream_handler;  /* RPC_METHOD_SSTREAM and _BIDI */
 } rpc_method;
 
 /* Reflection stream states. */
@@ -121,6 +132,14 @@ struct rpc_call {
 struct rpc_reflection;
 struct rpc_health_watch;
 
+/* One item of the workers' queue: a call to handle, or (call == NULL) a
+ * function from rpc_sstream_submit. */
+typedef struct rpc_work {
+  rpc_call *call;        /* owned by the queue until a worker takes it */
+  void (*fn)(void *arg); /* when call == NULL */
+  void *arg;             /* the submitter's */
+} rpc_work;
+
 struct rpc_server {
   rpc_server_config cfg;       /* copy; pointers inside are references */
   grpc_server *server;         /* owned */
@@ -139,7 +158,7 @@ struct rpc_server {
   pthread_mutex_t mu;
   pthread_cond_t work_cv;      /* workers wait for work or stop */
   pthread_cond_t state_cv;     /* rpc_server_wait waits for shutdown_done */
-  rpc_call **queue;
+  rpc_work *queue;
   size_t q_cap, q_head, q_len;
   int workers_stop;
   int busy;                    /* handlers running now */
@@ -193,10 +212,23 @@ void rpc__grpc_log_setup(void);
  * call is then owned by its final batch). */
 ProtobufCMessage *rpc__call_decode(rpc_call *c);
 
+/* Decodes `buf` as a `desc` message into the call's arena. Returns it, or
+ * NULL when the bytes cannot be read or are not a valid `desc` (including a
+ * field numbered 0, see rpc__pb_has_field0). The call is untouched. */
+ProtobufCMessage *rpc__call_unpack(rpc_call *c, const ProtobufCMessageDescriptor *desc,
+                                   grpc_byte_buffer *buf);
+
+/* Queues w for a worker. Returns 0, or -1 (nothing queued) when the queue
+ * holds queue_max items or, for a function (w.call == NULL), when the
+ * server is shutting down. Takes srv->mu. */
+int rpc__work_push(rpc_server *srv, rpc_work w);
+
 /* ---- server streams (sstream.c) ---- */
 
-/* Runs a server-streaming call on a worker: decodes the request, starts
- * the stream and its handler. Takes ownership of c. */
+/* Runs a server-streaming call (or one with streamed requests) on a
+ * worker: decodes the request (none for streamed requests), starts the
+ * stream and its handler, then the reading of the client's messages when
+ * the handler set a receive callback. Takes ownership of c. */
 void rpc__sstream_run(rpc_call *c);
 
 /* One completion of a stream batch (poller). */
@@ -225,6 +257,14 @@ void rpc__health_watch_stop(rpc_server *srv);
  * `service` is the full name ("grpc.health.v1.Health"). Thread-safe. */
 rpc_method_shape rpc__method_shape(const char *service, const char *method);
 
+/* Adds the files of a serialized FileDescriptorSet (without files the
+ * embedded set already holds) to what rpc__method_shape knows and
+ * reflection serves, for test-only services that must not ship in the
+ * product's set. Only before the first server or stream starts; not
+ * thread-safe. `set` is a reference that must outlive the process's use
+ * of lib/rpc. Returns 0, or -1 on out-of-memory or when called too late. */
+int rpc__descriptor_set_extend(const unsigned char *set, size_t len);
+
 /* ---- reflection (reflection.c) ---- */
 
 /* Parses the embedded descriptor set and indexes its symbols. Returns 0 and
@@ -238,6 +278,11 @@ void rpc__reflection_free(struct rpc_reflection *r);
 void rpc__reflection_begin(rpc_call *c);
 /* Advances a stream after one of its batches completed (poller thread). */
 void rpc__reflection_step(rpc_call *c, int ok);
+
+/* m encoded into a new byte buffer for a SEND_MESSAGE (the caller
+ * destroys it, or the batch's owner does). Aborts on out-of-memory, as
+ * gRPC's own allocation does. */
+grpc_byte_buffer *rpc__pack(const ProtobufCMessage *m);
 
 /* 1 when m, or a message inside it, holds an unknown field numbered 0,
  * which protobuf-c decodes but cannot encode again (pbcheck.c): such a

@@ -298,6 +298,12 @@ static rpc_call *call_new(rpc_server *srv, const rpc_method *m) {
   return c;
 }
 
+/* 1 when gRPC reads the method's (single) request with the call: not for
+ * streamed requests, which sstream.c and reflection.c read themselves. */
+static int method_reads_request(const rpc_method *m) {
+  return m->kind == RPC_METHOD_UNARY || m->kind == RPC_METHOD_SSTREAM;
+}
+
 /* Arms one request for method m (NULL: the generic request). Returns 0, also
  * when the server is shutting down (nothing armed then), or -1. */
 static int arm(rpc_server *srv, const rpc_method *m) {
@@ -323,7 +329,7 @@ static int arm(rpc_server *srv, const rpc_method *m) {
     c->tag.kind = RPC_TAG_REQUEST;
     err = grpc_server_request_registered_call(
         srv->server, m->handle, &c->call, &c->deadline, &c->recv_md,
-        m->kind != RPC_METHOD_REFLECTION ? &c->recv_buf : NULL, srv->cq, srv->cq,
+        method_reads_request(m) ? &c->recv_buf : NULL, srv->cq, srv->cq,
         &c->tag);
   }
   pthread_mutex_unlock(&srv->mu);
@@ -340,25 +346,26 @@ static int arm(rpc_server *srv, const rpc_method *m) {
  * Workers
  * ==================================================================== */
 
-ProtobufCMessage *rpc__call_decode(rpc_call *c) {
-  const ProtobufCMethodDescriptor *md = c->method->desc;
+ProtobufCMessage *rpc__call_unpack(rpc_call *c, const ProtobufCMessageDescriptor *desc,
+                                   grpc_byte_buffer *buf) {
   grpc_byte_buffer_reader reader;
-  if (!grpc_byte_buffer_reader_init(&reader, c->recv_buf)) {
-    rpc__call_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
-                     "request message cannot be read (compression?)");
-    return NULL;
-  }
+  if (!grpc_byte_buffer_reader_init(&reader, buf)) return NULL; /* compressed badly */
   grpc_slice body = grpc_byte_buffer_reader_readall(&reader);
   grpc_byte_buffer_reader_destroy(&reader);
   ProtobufCAllocator alloc = {arena_pc_alloc, arena_pc_free, c};
-  ProtobufCMessage *req = protobuf_c_message_unpack(
-      md->input, &alloc, GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
+  ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, GRPC_SLICE_LENGTH(body),
+                                                  GRPC_SLICE_START_PTR(body));
   grpc_slice_unref(body);
-  if (req == NULL || rpc__pb_has_field0(req)) {
+  return m != NULL && !rpc__pb_has_field0(m) ? m : NULL;
+}
+
+ProtobufCMessage *rpc__call_decode(rpc_call *c) {
+  const ProtobufCMethodDescriptor *md = c->method->desc;
+  ProtobufCMessage *req = rpc__call_unpack(c, md->input, c->recv_buf);
+  if (req == NULL) {
     char msg[256];
     snprintf(msg, sizeof msg, "request is not a valid %s", md->input->name);
     rpc__call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, msg);
-    return NULL;
   }
   return req;
 }
@@ -391,12 +398,7 @@ static void run_unary(rpc_call *c) {
                      c->status_msg != NULL ? c->status_msg : rpc_status_name(code));
     return;
   }
-  size_t len = protobuf_c_message_get_packed_size(resp);
-  /* A gRPC-owned slice: the transport may hold it after the batch ends. */
-  grpc_slice out = grpc_slice_malloc(len);
-  protobuf_c_message_pack(resp, GRPC_SLICE_START_PTR(out));
-  c->send_buf = grpc_raw_byte_buffer_create(&out, 1);
-  grpc_slice_unref(out);
+  c->send_buf = rpc__pack(resp);
   rpc__call_finish(c, GRPC_STATUS_OK, NULL);
 }
 
@@ -407,15 +409,17 @@ static void *worker_main(void *arg) {
     while (srv->q_len == 0 && !srv->workers_stop)
       pthread_cond_wait(&srv->work_cv, &srv->mu);
     if (srv->q_len == 0) break; /* stop requested and nothing left */
-    rpc_call *c = srv->queue[srv->q_head];
+    rpc_work w = srv->queue[srv->q_head];
     srv->q_head = (srv->q_head + 1) % srv->q_cap;
     srv->q_len--;
     srv->busy++;
     pthread_mutex_unlock(&srv->mu);
-    if (c->method->kind == RPC_METHOD_SSTREAM)
-      rpc__sstream_run(c);
+    if (w.call == NULL)
+      w.fn(w.arg);
+    else if (w.call->method->kind == RPC_METHOD_UNARY)
+      run_unary(w.call);
     else
-      run_unary(c);
+      rpc__sstream_run(w.call);
     pthread_mutex_lock(&srv->mu);
     srv->busy--;
   }
@@ -445,21 +449,29 @@ static void on_request(rpc_server *srv, rpc_call *c, int ok) {
                      "deadline passed before the call was handled");
     return;
   }
-  if (c->recv_buf == NULL) {
+  /* Streamed requests are read later, one at a time (sstream.c). */
+  if (c->recv_buf == NULL && c->method->kind != RPC_METHOD_BIDI) {
     rpc__call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "request message missing");
     return;
   }
-  pthread_mutex_lock(&srv->mu);
-  if (srv->q_len == srv->q_cap) {
-    pthread_mutex_unlock(&srv->mu);
+  if (rpc__work_push(srv, (rpc_work){.call = c}) != 0)
     rpc__call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
                      "server busy: too many calls queued, retry later");
-    return;
+}
+
+int rpc__work_push(rpc_server *srv, rpc_work w) {
+  pthread_mutex_lock(&srv->mu);
+  /* A call is still taken while shutting down (it was accepted before; the
+   * worker answers it), a function is not: its stream is being ended. */
+  if (srv->q_len == srv->q_cap || (w.call == NULL && srv->shutting_down)) {
+    pthread_mutex_unlock(&srv->mu);
+    return -1;
   }
-  srv->queue[(srv->q_head + srv->q_len) % srv->q_cap] = c;
+  srv->queue[(srv->q_head + srv->q_len) % srv->q_cap] = w;
   srv->q_len++;
   pthread_cond_signal(&srv->work_cv);
   pthread_mutex_unlock(&srv->mu);
+  return 0;
 }
 
 static void on_generic(rpc_server *srv, rpc_call *c, int ok) {
@@ -521,6 +533,7 @@ static void *poller_main(void *arg) {
     case RPC_TAG_SS_CLOSE:
     case RPC_TAG_SS_WRITE:
     case RPC_TAG_SS_STATUS:
+    case RPC_TAG_SS_RECV:
       rpc__sstream_event(t, ev.success);
       break;
     }
@@ -622,19 +635,21 @@ static int add_method(rpc_server *srv, const ProtobufCServiceDescriptor *sd,
   return 0;
 }
 
-/* A unary method needs a unary handler, a server-streaming method (as the
- * embedded descriptor set says) a stream handler; anything else is a
- * programming error caught at start rather than a broken call later. */
+/* A unary method needs a unary handler, a streaming method of any shape
+ * (as the embedded descriptor set says) a stream handler; anything else is
+ * a programming error caught at start rather than a broken call later.
+ * Sets *kind for the method. */
 static int method_handler_fits(const rpc_service *svc, unsigned i,
-                               rpc_stream_handler_fn sfn) {
+                               rpc_stream_handler_fn sfn, rpc_method_kind *kind) {
   const char *sname = svc->desc->name, *mname = svc->desc->methods[i].name;
   rpc_method_shape shape = rpc__method_shape(sname, mname);
   if (sfn != NULL) {
-    if (shape != RPC_SHAPE_SERVER_STREAM) {
-      fprintf(stderr, "rpc: /%s/%s has a stream handler but is not server-streaming\n",
-              sname, mname);
+    if (shape != RPC_SHAPE_SERVER_STREAM && !RPC_SHAPE_STREAMS_REQUESTS(shape)) {
+      fprintf(stderr, "rpc: /%s/%s has a stream handler but does not stream\n", sname,
+              mname);
       return 0;
     }
+    *kind = shape == RPC_SHAPE_SERVER_STREAM ? RPC_METHOD_SSTREAM : RPC_METHOD_BIDI;
     return 1;
   }
   if (svc->handlers[i] == NULL) {
@@ -645,6 +660,7 @@ static int method_handler_fits(const rpc_service *svc, unsigned i,
     fprintf(stderr, "rpc: /%s/%s streams but has a unary handler\n", sname, mname);
     return 0;
   }
+  *kind = RPC_METHOD_UNARY;
   return 1;
 }
 
@@ -661,10 +677,9 @@ static int build_methods(rpc_server *srv) {
     for (unsigned i = 0; i < svc->desc->n_methods; i++) {
       rpc_stream_handler_fn sfn =
           svc->stream_handlers != NULL ? svc->stream_handlers[i] : NULL;
-      if (!method_handler_fits(svc, i, sfn)) return -1;
-      if (add_method(srv, svc->desc, i, sfn != NULL ? RPC_METHOD_SSTREAM : RPC_METHOD_UNARY,
-                     svc->handlers[i], sfn) != 0)
-        return -1;
+      rpc_method_kind kind;
+      if (!method_handler_fits(svc, i, sfn, &kind)) return -1;
+      if (add_method(srv, svc->desc, i, kind, svc->handlers[i], sfn) != 0) return -1;
     }
   }
   const ProtobufCServiceDescriptor *h = &grpc__health__v1__health__descriptor;
@@ -855,8 +870,8 @@ int rpc_server_start(const rpc_server_config *cfg, rpc_server **out) {
     rpc_method *m = &srv->methods[i];
     m->handle = grpc_server_register_method(
         srv->server, m->path, NULL,
-        m->kind != RPC_METHOD_REFLECTION ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
-                                         : GRPC_SRM_PAYLOAD_NONE,
+        method_reads_request(m) ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
+                                : GRPC_SRM_PAYLOAD_NONE,
         0);
     if (m->handle == NULL) {
       fprintf(stderr, "rpc: cannot register %s (registered twice?)\n", m->path);

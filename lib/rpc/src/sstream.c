@@ -1,13 +1,17 @@
-/* sstream.c - server-streaming calls on the server's completion queue.
+/* sstream.c - server-streaming calls on the server's completion queue, and
+ * calls whose requests are a stream too (bidirectional, client streaming).
  *
  * A stream is one accepted call plus a bounded queue of encoded messages.
- * Three kinds of batch may be outstanding at once, each with its own tag
+ * Four kinds of batch may be outstanding at once, each with its own tag
  * embedded in the stream: the close watch (SEND_INITIAL_METADATA +
  * RECV_CLOSE_ON_SERVER, started with the stream, completes when the call is
  * over: status sent, client cancelled or gone, deadline, cancel_all), one
  * write (SEND_MESSAGE; the next starts when it completes, so at most one is
- * in flight) and the status (SEND_STATUS_FROM_SERVER, once the queue is
- * empty after an end was asked for).
+ * in flight), the status (SEND_STATUS_FROM_SERVER, once the queue is
+ * empty after an end was asked for) and, for streamed requests, one read
+ * (RECV_MESSAGE; the next starts when the receive callback of the previous
+ * message has returned, so a slow owner slows the client down through
+ * HTTP/2 flow control instead of buffering here).
  *
  * Reference counting (s->refs, under s->mu): one per outstanding batch and
  * one per holder (the handler while it runs, each rpc_sstream_ref). The
@@ -35,13 +39,15 @@
 #define SS_STATUS_MSG_MAX 512
 #define SS_DRAIN_MSG "server is shutting down; reconnect"
 
+#define SS_ERR_MSG_MAX 256
+
 typedef struct ss_tag {
   rpc_tag tag;           /* first member: the completion's tag */
   struct rpc_sstream *s; /* reference back to the owner */
 } ss_tag;
 
 struct rpc_sstream {
-  ss_tag t_close, t_write, t_status;
+  ss_tag t_close, t_write, t_status, t_recv;
   rpc_server *srv;  /* reference */
   rpc_call *c;      /* owned: freed with the stream */
   pthread_mutex_t mu;
@@ -62,6 +68,12 @@ struct rpc_sstream {
   int has_status_slice;
   rpc_sstream_done_fn done;
   void *done_user;
+  /* Streamed requests: the receive callback and the read (c->recv_buf is
+   * the buffer of the read in flight). */
+  rpc_sstream_recv_fn recv;
+  void *recv_user;
+  int reading;   /* a read batch is outstanding */
+  int recv_over; /* the callback had its NULL: no more reads */
   struct rpc_sstream *prev, *next; /* srv->streams, under srv->mu */
 };
 
@@ -84,6 +96,21 @@ static void start_write_locked(rpc_sstream *s) {
     s->writing = 0;
     s->refs--;
     s->dead = 1;
+  }
+}
+
+static void start_recv_locked(rpc_sstream *s) {
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &s->c->recv_buf;
+  s->reading = 1;
+  s->refs++;
+  if (grpc_call_start_batch(s->c->call, &op, 1, &s->t_recv.tag, NULL) != GRPC_CALL_OK) {
+    /* Only when the call is already over: the close watch tells the rest. */
+    s->reading = 0;
+    s->refs--;
+    s->recv_over = 1;
   }
 }
 
@@ -188,13 +215,48 @@ void rpc_sstream_on_done(rpc_sstream *s, rpc_sstream_done_fn fn, void *user) {
   pthread_mutex_unlock(&s->mu);
 }
 
+void rpc_sstream_on_recv(rpc_sstream *s, rpc_sstream_recv_fn fn, void *user) {
+  if (s->c->method->kind != RPC_METHOD_BIDI) {
+    log_error("rpc: rpc_sstream_on_recv on %s, whose requests are not a stream",
+              s->c->method->path);
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  s->recv = fn;
+  s->recv_user = user;
+  pthread_mutex_unlock(&s->mu);
+}
+
+int rpc_sstream_submit(rpc_sstream *s, void (*fn)(void *arg), void *arg) {
+  pthread_mutex_lock(&s->mu);
+  int over = s->ending || s->closed;
+  pthread_mutex_unlock(&s->mu);
+  /* srv->mu is taken after s->mu is released (lock order). */
+  if (over) return -1;
+  return rpc__work_push(s->srv, (rpc_work){.fn = fn, .arg = arg});
+}
+
+void rpc_sstream_set_queue_max(rpc_sstream *s, size_t max) {
+  if (max > SIZE_MAX / sizeof *s->q) return;
+  pthread_mutex_lock(&s->mu);
+  if (max > s->q_cap) {
+    grpc_byte_buffer **q = malloc(max * sizeof *q);
+    if (q == NULL) {
+      log_error("rpc: out of memory raising a stream's queue to %zu", max);
+    } else {
+      /* Unroll the ring so it starts at 0 in the larger array. */
+      for (size_t i = 0; i < s->q_len; i++) q[i] = s->q[(s->q_head + i) % s->q_cap];
+      free(s->q);
+      s->q = q;
+      s->q_cap = max;
+      s->q_head = 0;
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
 int rpc_sstream_send(rpc_sstream *s, const ProtobufCMessage *msg) {
-  size_t len = protobuf_c_message_get_packed_size(msg);
-  /* A gRPC-owned slice: the transport may hold it after the write ends. */
-  grpc_slice body = grpc_slice_malloc(len);
-  protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(body));
-  grpc_byte_buffer *buf = grpc_raw_byte_buffer_create(&body, 1);
-  grpc_slice_unref(body);
+  grpc_byte_buffer *buf = rpc__pack(msg);
 
   pthread_mutex_lock(&s->mu);
   int rc = RPC_SSTREAM_OK;
@@ -287,6 +349,7 @@ static rpc_sstream *sstream_new(rpc_call *c) {
   s->t_close = (ss_tag){{RPC_TAG_SS_CLOSE}, s};
   s->t_write = (ss_tag){{RPC_TAG_SS_WRITE}, s};
   s->t_status = (ss_tag){{RPC_TAG_SS_STATUS}, s};
+  s->t_recv = (ss_tag){{RPC_TAG_SS_RECV}, s};
   s->refs = 1; /* the handler's */
   s->holders = 1;
   s->final_code = GRPC_STATUS_OK;
@@ -320,8 +383,8 @@ void rpc__sstream_run(rpc_call *c) {
                      "deadline passed before the call was handled");
     return;
   }
-  ProtobufCMessage *req = rpc__call_decode(c);
-  if (req == NULL) return;
+  ProtobufCMessage *req = NULL; /* streamed requests: read after the handler */
+  if (c->method->kind != RPC_METHOD_BIDI && (req = rpc__call_decode(c)) == NULL) return;
   rpc_sstream *s = sstream_new(c);
   if (s == NULL) {
     rpc__call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -365,6 +428,7 @@ void rpc__sstream_run(rpc_call *c) {
   }
   grpc_metadata_array_destroy(&c->recv_md); /* request_id was copied out */
   grpc_metadata_array_init(&c->recv_md);
+  if (s->recv != NULL && !s->ending && !s->closed) start_recv_locked(s);
   maybe_done_locked(s);
   if (--s->holders == 0) end_locked(s, GRPC_STATUS_OK, NULL);
   unref_unlock(s);
@@ -379,6 +443,40 @@ static grpc_status_code died_code(const rpc_sstream *s) {
   if (rpc__call_expired(s->c)) return GRPC_STATUS_DEADLINE_EXCEEDED;
   if (atomic_load(&s->srv->cancelled_all)) return GRPC_STATUS_UNAVAILABLE;
   return GRPC_STATUS_CANCELLED;
+}
+
+/* A read completed: hands the message (or the NULL that ends the reading)
+ * to the receive callback and starts the next read. The read's reference
+ * keeps s alive through the callback. Called with s->mu held; returns with
+ * it held. */
+static void on_recv_locked(rpc_sstream *s, int ok) {
+  rpc_call *c = s->c;
+  s->reading = 0;
+  grpc_byte_buffer *buf = c->recv_buf;
+  c->recv_buf = NULL;
+  const ProtobufCMessage *msg = NULL;
+  /* Once an end was decided the owner gets NULL at once, not what the
+   * client kept sending. */
+  if (ok && buf != NULL && !s->ending && !s->closed) {
+    msg = rpc__call_unpack(c, c->method->desc->input, buf);
+    if (msg == NULL) {
+      char why[SS_ERR_MSG_MAX];
+      snprintf(why, sizeof why, "request is not a valid %s", c->method->desc->input->name);
+      end_locked(s, GRPC_STATUS_INVALID_ARGUMENT, why);
+    }
+  }
+  if (buf != NULL) grpc_byte_buffer_destroy(buf);
+  if (s->done_called || s->recv_over) { /* done already ran: nothing more */
+    s->recv_over = 1;
+    arena_free(&c->arena);
+    return;
+  }
+  if (msg == NULL) s->recv_over = 1;
+  pthread_mutex_unlock(&s->mu);
+  s->recv(s->recv_user, s, msg);
+  pthread_mutex_lock(&s->mu);
+  arena_free(&c->arena); /* the message was valid only during the callback */
+  if (!s->recv_over && !s->ending && !s->closed) start_recv_locked(s);
 }
 
 void rpc__sstream_event(rpc_tag *t, int ok) {
@@ -398,6 +496,9 @@ void rpc__sstream_event(rpc_tag *t, int ok) {
       start_status_locked(s);
     break;
   case RPC_TAG_SS_STATUS:
+    break;
+  case RPC_TAG_SS_RECV:
+    on_recv_locked(s, ok);
     break;
   case RPC_TAG_SS_CLOSE:
     s->closed = 1;

@@ -1,5 +1,5 @@
-/* rpc.h - unary and server-streaming gRPC services on the gRPC C core,
- * driven by protobuf-c.
+/* rpc.h - unary, server-streaming and bidirectional gRPC services on the
+ * gRPC C core, driven by protobuf-c.
  *
  * A service is its protoc-c ProtobufCServiceDescriptor plus a table of
  * handlers indexed like descriptor->methods. The runtime registers every
@@ -7,9 +7,9 @@
  * encodes responses, keeps a generic call armed so unknown methods answer
  * UNIMPLEMENTED at once, serves grpc.health.v1.Health and server reflection
  * (v1 and v1alpha) from the embedded descriptor set, logs one JSON line per
- * RPC, and drains in-flight calls on SIGTERM/SIGINT. Server-streaming
- * methods have stream handlers (rpc_sstream, below); grpc.health.v1
- * Health/Watch is one.
+ * RPC, and drains in-flight calls on SIGTERM/SIGINT. Streaming methods
+ * (server streaming, bidirectional, client streaming) have stream handlers
+ * (rpc_sstream, below); grpc.health.v1 Health/Watch is one.
  *
  * Threads: one thread drains the completion queue and never blocks; handlers
  * run on the worker pool and may block (database, HTTP). An open stream
@@ -40,8 +40,10 @@ typedef grpc_status_code (*rpc_handler_fn)(rpc_call *call,
 
 typedef struct rpc_sstream rpc_sstream;
 
-/* A server-streaming handler (see "server streaming" below). Runs on a
- * worker like a unary handler; `req` lives only until it returns. It either
+/* A stream handler (see "server streaming" below). Runs on a worker like
+ * a unary handler; `req` lives only until it returns, and is NULL for a
+ * method whose requests are a stream (nothing is read before the handler:
+ * it calls rpc_sstream_on_recv to read them). It either
  * refuses the call (return an error code after rpc_call_fail: the stream
  * ends with it at once) or returns GRPC_STATUS_OK with the stream open. To
  * keep pushing after returning it takes a reference (rpc_sstream_ref) and
@@ -57,7 +59,8 @@ typedef struct rpc_service {
                                              NULL for a streaming method */
   const rpc_stream_handler_fn *stream_handlers; /* desc->n_methods entries or
                                              NULL (no streaming method); set
-                                             for server-streaming methods */
+                                             for every streaming method:
+                                             server, client or both ways */
 } rpc_service;
 
 /* Health: return 1 when the service's own dependency is reachable, else 0.
@@ -216,6 +219,56 @@ void rpc_sstream_release(rpc_sstream *s);
 
 /* Open streams of the server now (for tests and logs). */
 int rpc_server_open_streams(rpc_server *srv);
+
+/* ---- streamed requests (bidirectional and client streaming) ------------ *
+ *
+ * A method whose requests are a stream has a stream handler exactly like a
+ * server-streaming one, called with req == NULL. Writing, ending,
+ * references, the done callback, the stream cap (max_streams) and the
+ * drain are those of server streams. The client's messages are read one at
+ * a time, only after the handler returned OK with a receive callback set:
+ * the next is read when the callback of the previous one has returned, so
+ * a client that sends faster than the owner consumes is held back by
+ * HTTP/2 flow control, and nothing piles up here. A message that is not a
+ * valid message of the method's input type ends the call with
+ * INVALID_ARGUMENT (the callback then gets NULL). A client-streaming
+ * method sends its one response with rpc_sstream_send and ends OK; the
+ * runtime does not count its responses.
+ */
+
+/* One message of the client, valid only during the call; NULL once the
+ * client half-closed (no more will come) or the call is over. Runs on the
+ * server's poller thread, one call at a time per stream, in order: it must
+ * not block (blocking work goes to rpc_sstream_submit). The next message is
+ * read only after it returns. Not called after the done callback.
+ * NULL comes at most once, as the last call; when the call dies (cancel,
+ * deadline, drain) the done callback may come first, and then no NULL:
+ * clean up in the done callback. Once an end was asked for
+ * (rpc_sstream_end, drain) the next call is the NULL. It may send, end,
+ * submit, take and drop references. */
+typedef void (*rpc_sstream_recv_fn)(void *user, rpc_sstream *s, const ProtobufCMessage *msg);
+
+/* Starts reading the client's messages into fn. Only from the stream
+ * handler of a method with streamed requests, before it returns OK.
+ * Without it the client's messages are never read. */
+void rpc_sstream_on_recv(rpc_sstream *s, rpc_sstream_recv_fn fn, void *user);
+
+/* Runs fn(arg) on one of the server's workers (after the calls already
+ * waiting for one). Returns 0, or -1 when the server is draining or the
+ * stream is over: fn will not run and arg stays the caller's.
+ * Also -1 when queue_max items already wait for a worker (the server is
+ * overloaded; a new call would get RESOURCE_EXHAUSTED then too).
+ * Any thread. A function queued before the drain still runs, also after
+ * the stream ended: it must not assume the stream is open (a reference the
+ * owner holds keeps s valid). */
+int rpc_sstream_submit(rpc_sstream *s, void (*fn)(void *arg), void *arg);
+
+/* Raises this stream's queue bound (rpc_sstream_send's RPC_SSTREAM_FULL)
+ * from the server's stream_queue_max to `max`, for a stream that carries
+ * many watchers' messages. Any thread; never lowers it. The ring costs
+ * 8 bytes a slot, allocated at once; on out-of-memory the bound stays
+ * (logged). */
+void rpc_sstream_set_queue_max(rpc_sstream *s, size_t max);
 
 /* ---- status helpers ---------------------------------------------------- */
 

@@ -1,5 +1,5 @@
-/* rpc_client.h - unary and server-streaming gRPC calls from C, one channel
- * per upstream.
+/* rpc_client.h - unary, server-streaming and bidirectional gRPC calls from
+ * C, one channel per upstream.
  *
  * A channel is thread-safe and meant to live for the process. Each unary
  * call uses its own completion queue (pluck), so any thread may call at any
@@ -8,6 +8,7 @@
 #ifndef CRUDDUR_RPC_CLIENT_H
 #define CRUDDUR_RPC_CLIENT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <grpc/status.h>
 #include <protobuf-c/protobuf-c.h>
@@ -118,7 +119,7 @@ grpc_status_code rpc_unary_alloc(rpc_channel *ch,
  * every message unpacked with it. */
 void rpc_arena_allocator(arena *a, ProtobufCAllocator *out);
 
-/* ---- server-streaming calls ------------------------------------------- */
+/* ---- streams: server streaming, bidirectional, client streaming ------- */
 
 typedef struct rpc_stream rpc_stream;
 
@@ -157,6 +158,42 @@ rpc_stream *rpc_stream_start(rpc_channel *ch,
  * ended otherwise). Thread-safe; any number of times while the caller holds
  * its reference. */
 void rpc_stream_cancel(rpc_stream *s);
+
+/* Starts a call of a method whose requests are a stream (bidirectional or
+ * client streaming): as rpc_stream_start, with no first request; send with
+ * rpc_stream_send. Returns NULL (st filled, no callback will run) when the
+ * call cannot start, e.g. `method` is not such a method of svc. */
+rpc_stream *rpc_stream_open(rpc_channel *ch,
+                            const ProtobufCServiceDescriptor *svc,
+                            const char *method,
+                            int64_t timeout_ms,
+                            const char *request_id,
+                            rpc_stream_msg_fn on_msg,
+                            rpc_stream_end_fn on_end,
+                            void *user,
+                            rpc_status *st);
+
+/* At most this many messages wait to be written on one stream. */
+#define RPC_STREAM_SEND_MAX 65536
+
+/* Encodes msg now and queues it; messages go out in order, one write in
+ * flight at a time. Thread-safe (also from inside on_msg), never blocks.
+ * Returns 0, or -1 (nothing queued) when the stream is over or ending, the
+ * client already half-closed, or RPC_STREAM_SEND_MAX messages wait.
+ * msg must be of the method's input type (the server ends the call with
+ * INVALID_ARGUMENT otherwise); the caller keeps it. A stream from
+ * rpc_stream_start has half-closed already: always -1. Queued messages are
+ * counted, not their bytes: the owner bounds their size. Those still
+ * queued when the call ends are dropped. -1 also on out-of-memory. */
+int rpc_stream_send(rpc_stream *s, const ProtobufCMessage *msg);
+
+/* Half-closes: the server reads NULL after the queued messages.
+ * Thread-safe; later calls do nothing. */
+void rpc_stream_close_send(rpc_stream *s);
+
+/* Messages queued by rpc_stream_send and not yet being written (for
+ * metrics and tests). */
+size_t rpc_stream_send_queued(rpc_stream *s);
 
 /* Drops the caller's reference (cancelling the stream if it still runs).
  * Exactly once; s must not be used afterwards. Callbacks may still run
