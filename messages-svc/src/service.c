@@ -389,7 +389,7 @@ static grpc_status_code h_create_group(rpc_call *call, const ProtobufCMessage *r
 
 /* ---- table and health ----------------------------------------------------- */
 
-/* ---- WatchEvents ------------------------------------------------------------ */
+/* ---- WatchEvents, WatchMany ---------------------------------------------- */
 
 static grpc_status_code h_watch_events(rpc_call *call, const ProtobufCMessage *req,
                                        rpc_sstream *s) {
@@ -397,7 +397,13 @@ static grpc_status_code h_watch_events(rpc_call *call, const ProtobufCMessage *r
   return watch_start(svc->watch, call, (const void *)req, s);
 }
 
-#define MSGS_N_METHODS 5
+static grpc_status_code h_watch_many(rpc_call *call, const ProtobufCMessage *req, rpc_sstream *s) {
+  msgs_svc *svc = rpc_call_user(call);
+  (void)req; /* NULL: the controls arrive on the stream */
+  return watch_many_start(svc->watch, call, s);
+}
+
+#define MSGS_N_METHODS 6
 static rpc_handler_fn handlers[MSGS_N_METHODS];
 static rpc_stream_handler_fn stream_handlers[MSGS_N_METHODS];
 static rpc_service service_def;
@@ -417,6 +423,8 @@ const rpc_service *msgs_service(void) {
       handlers[i] = h_create_group;
     else if (strcmp(n, "WatchEvents") == 0)
       stream_handlers[i] = h_watch_events;
+    else if (strcmp(n, "WatchMany") == 0)
+      stream_handlers[i] = h_watch_many;
   }
   service_def.desc = d;
   service_def.handlers = handlers;

@@ -32,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include "watch.h"
+#include "watch_internal.h"
 #include "watch_token.h"
 
 #include <errno.h>
@@ -66,43 +67,6 @@
 
 typedef Cruddur__Messages__V1__WatchEvent WatchEvent;
 typedef char sk_t[KEYS_MSG_SK_LEN + 1];
-
-typedef struct wstream {
-  struct watch_hub *h; /* reference */
-  rpc_sstream *s; /* reference, released in ws_done */
-  struct wuser *u;
-  struct wstream *next;
-  char start[28];
-  sk_t cur;
-  sk_t *seen; /* owned: delivered sks above low, unordered */
-  size_t n_seen, cap_seen;
-  int overflow; /* seen dropped an entry: tokens cannot be verified */
-  int64_t held_us; /* monotonic: since when its queue had no room (0: it had) */
-  int dead;     /* ended; waiting for its done callback */
-} wstream;
-
-typedef struct wuser {
-  char uuid[37];
-  wstream *streams;
-  int n_streams;
-  int64_t due_us;       /* monotonic: next poll */
-  int64_t moved_us;     /* monotonic: last time something was delivered */
-  int polling;          /* the poller works on it without the lock */
-  struct wuser *next;
-} wuser;
-
-struct watch_hub {
-  store *st;
-  const token_key *key;
-  watch_limits lim;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  wuser *users;
-  int n_users, n_streams;
-  pthread_t th[WATCH_POLLERS_MAX];
-  int n_th;
-  int stop;
-};
 
 /* ======================================================================
  * Positions and tokens
@@ -175,6 +139,21 @@ static void ws_remember(wstream *ws, const char *sk) {
  * Events
  * ==================================================================== */
 
+/* The server ends ws: the status of its WatchEvents call, or the `end` of
+ * its WatchMany id. */
+static void ws_fail(wstream *ws, grpc_status_code code, const char *msg) {
+  ws->dead = 1;
+  if (ws->m != NULL)
+    watch__many_end(ws, code, msg);
+  else
+    rpc_sstream_end(ws->s, code, msg);
+}
+
+/* How many more events ws may queue now. */
+static size_t ws_room(wstream *ws) {
+  return ws->m != NULL ? watch__many_room(ws) : rpc_sstream_room(ws->s);
+}
+
 /* Sends ev with this stream's current token. A full queue ends the stream:
  * the client reads too slowly and resumes from its last token. */
 static void ws_send(watch_hub *h, wstream *ws, WatchEvent *ev) {
@@ -183,20 +162,17 @@ static void ws_send(watch_hub *h, wstream *ws, WatchEvent *ev) {
   ws_pos(ws, &p);
   char tok[TOKEN_MAX + 1];
   if (watch_token_encode(h->key, ws->u->uuid, &p, tok) != 0) {
-    ws->dead = 1;
-    rpc_sstream_end(ws->s, GRPC_STATUS_INTERNAL, "could not build a resume token");
+    ws_fail(ws, GRPC_STATUS_INTERNAL, "could not build a resume token");
     return;
   }
   ev->resume_token = tok;
-  int rc = rpc_sstream_send(ws->s, &ev->base);
+  int rc = ws->m != NULL ? watch__many_send(ws, ev) : rpc_sstream_send(ws->s, &ev->base);
   ev->resume_token = NULL;
-  if (rc == RPC_SSTREAM_FULL) {
+  if (rc == RPC_SSTREAM_FULL)
+    ws_fail(ws, GRPC_STATUS_RESOURCE_EXHAUSTED,
+            "stream too slow to keep up; resume with the last resume_token");
+  else if (rc == RPC_SSTREAM_CLOSED)
     ws->dead = 1;
-    rpc_sstream_end(ws->s, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                    "stream too slow to keep up; resume with the last resume_token");
-  } else if (rc == RPC_SSTREAM_CLOSED) {
-    ws->dead = 1;
-  }
 }
 
 static void send_ready(watch_hub *h, wstream *ws) {
@@ -467,14 +443,12 @@ static int deliver(watch_hub *h, wstream *ws, const poll_result *r, const cand *
     char low[28];
     ws_low(ws, low);
     if (strcmp(c[i].v.sk, low) > 0 && !ws_seen(ws, c[i].v.sk)) {
-      if (rpc_sstream_room(ws->s) < 2) {
+      if (ws_room(ws) < 2) {
         int64_t now = ts_mono_us();
         if (ws->held_us == 0) ws->held_us = now;
-        if (now - ws->held_us > WATCH_HOLD_MAX_US) { /* resuming is better than waiting */
-          ws->dead = 1;
-          rpc_sstream_end(ws->s, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                          "stream too slow to keep up; resume with the last resume_token");
-        }
+        if (now - ws->held_us > WATCH_HOLD_MAX_US) /* resuming is better than waiting */
+          ws_fail(ws, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                  "stream too slow to keep up; resume with the last resume_token");
         *held = 1;
         break;
       }
@@ -513,6 +487,41 @@ static void user_unlink_free(watch_hub *h, wuser *u) {
   }
   h->n_users--;
   free(u);
+}
+
+/* Takes ws out of its user's list and the counts. hub->mu held. */
+static void ws_unhook(watch_hub *h, wstream *ws) {
+  wuser *u = ws->u;
+  for (wstream **pp = &u->streams; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == ws) {
+      *pp = ws->next;
+      break;
+    }
+  }
+  u->n_streams--;
+  h->n_streams--;
+}
+
+void watch__unlink_locked(watch_hub *h, wstream *ws) {
+  wuser *u = ws->u;
+  ws_unhook(h, ws);
+  if (u->n_streams == 0 && !u->polling) user_unlink_free(h, u);
+}
+
+/* Frees u's WatchMany watches that ended while events were sent (a
+ * WatchEvents stream waits for its done callback instead). hub->mu held;
+ * u itself stays, even when empty: the caller frees it. */
+static void reap_locked(watch_hub *h, wuser *u) {
+  wstream *ws = u->streams;
+  while (ws != NULL) {
+    wstream *next = ws->next;
+    if (ws->m != NULL && ws->dead) {
+      ws_unhook(h, ws);
+      watch__many_forget(ws);
+      watch__free(ws);
+    }
+    ws = next;
+  }
 }
 
 /* Poll interval: 1 s while something moved in the last 10 s, then growing
@@ -554,6 +563,7 @@ static void poll_user(watch_hub *h, wuser *u, const char *low) {
     if (c == NULL || top == NULL) r.truncated = 1; /* out of memory: try again soon */
     for (wstream *ws = u->streams; ws != NULL && c != NULL && top != NULL; ws = ws->next)
       any |= deliver(h, ws, &r, c, n, top, &held);
+    reap_locked(h, u);
     free(top);
     free(c);
     if (any) u->moved_us = now;
@@ -613,7 +623,14 @@ static void *poller_main(void *arg) {
  * Streams
  * ==================================================================== */
 
-static void ws_free(wstream *ws) {
+wstream *watch__new(watch_hub *h) {
+  wstream *ws = calloc(1, sizeof *ws);
+  if (ws != NULL) ws->h = h;
+  return ws;
+}
+
+void watch__free(wstream *ws) {
+  if (ws == NULL) return;
   free(ws->seen);
   free(ws);
 }
@@ -624,19 +641,10 @@ static void ws_done(void *user, rpc_sstream *s, grpc_status_code code) {
   watch_hub *h = ws->h;
   (void)code;
   pthread_mutex_lock(&h->mu);
-  wuser *u = ws->u;
-  for (wstream **pp = &u->streams; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == ws) {
-      *pp = ws->next;
-      break;
-    }
-  }
-  u->n_streams--;
-  h->n_streams--;
-  if (u->n_streams == 0 && !u->polling) user_unlink_free(h, u);
+  watch__unlink_locked(h, ws);
   pthread_mutex_unlock(&h->mu);
   rpc_sstream_release(s);
-  ws_free(ws);
+  watch__free(ws);
 }
 
 /* Why a new stream is refused by the caps, or NULL. hub->mu held. */
@@ -763,36 +771,36 @@ static int resume(watch_hub *h, const char *user, const watch_pos *p, int64_t de
   return rc > 0 ? 1 : rc;
 }
 
-grpc_status_code watch_start(watch_hub *h, rpc_call *call,
-                             const Cruddur__Messages__V1__WatchEventsRequest *req,
-                             rpc_sstream *s) {
+grpc_status_code watch__check(watch_hub *h, const Cruddur__Messages__V1__WatchEventsRequest *req,
+                              watch_pos *p, int *resuming, const char **why) {
   const char *user = req->user_uuid != NULL ? req->user_uuid : "";
-  if (!uuid_valid(user))
-    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "user_uuid is not a valid uuid");
-  watch_pos p;
-  int resuming = req->resume_token != NULL && req->resume_token[0] != '\0';
-  if (resuming && watch_token_decode(h->key, user, req->resume_token, &p) != 0)
-    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                         "resume_token is not valid for this service and user");
+  if (!uuid_valid(user)) {
+    *why = "user_uuid is not a valid uuid";
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  *resuming = req->resume_token != NULL && req->resume_token[0] != '\0';
+  if (*resuming && watch_token_decode(h->key, user, req->resume_token, p) != 0) {
+    *why = "resume_token is not valid for this service and user";
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
   pthread_mutex_lock(&h->mu);
-  const char *full = over_cap(h, user_find(h, user));
+  *why = over_cap(h, user_find(h, user));
   pthread_mutex_unlock(&h->mu);
-  if (full != NULL) return rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", full);
+  return *why != NULL ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_OK;
+}
 
-  wstream *ws = calloc(1, sizeof *ws);
-  if (ws == NULL) return rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  ws->h = h;
-  const char *resync = NULL;
-  if (resuming) {
-    int64_t ms = rpc_call_remaining_ms(call);
-    if (ms > 5000) ms = 5000;
+grpc_status_code watch__place(watch_hub *h, const char *user, const watch_pos *p,
+                              int64_t budget_ms, wstream *ws, const char **resync,
+                              const char **why) {
+  *resync = NULL;
+  if (p != NULL) {
     aws_error err;
-    int rc = resume(h, user, &p, ts_mono_us() + ms * 1000, ws, &resync, &err);
+    int rc = resume(h, user, p, ts_mono_us() + budget_ms * 1000, ws, resync, &err);
     if (rc < 0) {
-      ws_free(ws);
       log_warn("watch: dynamodb read failed while resuming: %s %s (http %d)",
                aws_strerror(err.code), err.name, err.http_status);
-      return rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "storage unavailable; retry");
+      *why = "storage unavailable; retry";
+      return GRPC_STATUS_UNAVAILABLE;
     }
     if (rc > 0) { /* from now, after a resync event */
       ws->n_seen = 0;
@@ -800,21 +808,24 @@ grpc_status_code watch_start(watch_hub *h, rpc_call *call,
       ws->cur[0] = '\0';
     }
   }
-  if (!resuming || resync != NULL) {
+  if (p == NULL || *resync != NULL) {
     if (ts_format_stored(ts_now_us(), ws->start) != 0) {
-      ws_free(ws);
-      return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "clock out of range");
+      *why = "clock out of range";
+      return GRPC_STATUS_INTERNAL;
     }
     memcpy(ws->cur, ws->start, sizeof ws->start);
   }
+  return GRPC_STATUS_OK;
+}
 
-  pthread_mutex_lock(&h->mu);
+grpc_status_code watch__attach_locked(watch_hub *h, const char *user, wstream *ws, int resuming,
+                                      const char *resync, const char **why) {
   wuser *u = user_find(h, user);
-  full = over_cap(h, u);
-  if (full == NULL && u == NULL) {
+  *why = over_cap(h, u);
+  if (*why == NULL && u == NULL) {
     u = calloc(1, sizeof *u);
     if (u == NULL) {
-      full = "out of memory";
+      *why = "out of memory";
     } else {
       memcpy(u->uuid, user, sizeof u->uuid);
       /* A user who just opened the app is about to talk: the busy interval
@@ -825,13 +836,8 @@ grpc_status_code watch_start(watch_hub *h, rpc_call *call,
       h->n_users++;
     }
   }
-  if (full != NULL) {
-    pthread_mutex_unlock(&h->mu);
-    ws_free(ws);
-    return rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", full);
-  }
+  if (*why != NULL) return GRPC_STATUS_RESOURCE_EXHAUSTED;
   ws->u = u;
-  ws->s = rpc_sstream_ref(s);
   ws->next = u->streams;
   u->streams = ws;
   u->n_streams++;
@@ -844,8 +850,39 @@ grpc_status_code watch_start(watch_hub *h, rpc_call *call,
   if (resuming || u->due_us == 0 || u->due_us > now + interval_us(u, now))
     u->due_us = resuming ? 0 : now + interval_us(u, now);
   pthread_cond_signal(&h->cv);
-  rpc_sstream_on_done(s, ws_done, ws);
-  pthread_mutex_unlock(&h->mu);
+  if (ws->m != NULL && ws->dead) { /* its call is ending, or its share was full */
+    reap_locked(h, u);
+    if (u->n_streams == 0 && !u->polling) user_unlink_free(h, u);
+  }
+  return GRPC_STATUS_OK;
+}
+
+grpc_status_code watch_start(watch_hub *h, rpc_call *call,
+                             const Cruddur__Messages__V1__WatchEventsRequest *req,
+                             rpc_sstream *s) {
+  watch_pos p;
+  int resuming = 0;
+  const char *why = NULL, *resync = NULL;
+  grpc_status_code code = watch__check(h, req, &p, &resuming, &why);
+  if (code != GRPC_STATUS_OK) return rpc_call_fail(call, code, "%s", why);
+  wstream *ws = watch__new(h);
+  if (ws == NULL) return rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  int64_t ms = rpc_call_remaining_ms(call);
+  code = watch__place(h, req->user_uuid, resuming ? &p : NULL, ms > 5000 ? 5000 : ms, ws, &resync,
+                      &why);
+  if (code == GRPC_STATUS_OK) {
+    pthread_mutex_lock(&h->mu);
+    ws->s = rpc_sstream_ref(s);
+    code = watch__attach_locked(h, req->user_uuid, ws, resuming, resync, &why);
+    /* Before the handler returns, so it cannot run first (rpc.h). */
+    if (code == GRPC_STATUS_OK) rpc_sstream_on_done(s, ws_done, ws);
+    pthread_mutex_unlock(&h->mu);
+    if (code != GRPC_STATUS_OK) rpc_sstream_release(s);
+  }
+  if (code != GRPC_STATUS_OK) {
+    watch__free(ws);
+    return rpc_call_fail(call, code, "%s", why);
+  }
   return GRPC_STATUS_OK;
 }
 

@@ -23,7 +23,8 @@ typedef struct watch_hub watch_hub;
 
 typedef struct watch_limits {
   int max_users;            /* watched users per replica */
-  int max_streams;          /* open WatchEvents streams per replica */
+  int max_streams;          /* open watches per replica (WatchEvents streams and
+                               WatchMany watches alike) */
   int max_streams_per_user; /* per watched user */
   int pollers;              /* poller threads (1..WATCH_POLLERS_MAX) */
 } watch_limits;
@@ -47,6 +48,12 @@ void watch_notify(watch_hub *h, const char *user_uuid);
 grpc_status_code watch_start(watch_hub *h, rpc_call *call,
                              const Cruddur__Messages__V1__WatchEventsRequest *req,
                              rpc_sstream *s);
+
+/* The WatchMany handler body (worker thread; the call's messages are not
+ * read yet): sets the call up to carry the client's watches, each a watch
+ * as in watch_start (watch_many.c). Returns GRPC_STATUS_OK, or an error
+ * after rpc_call_fail. */
+grpc_status_code watch_many_start(watch_hub *h, rpc_call *call, rpc_sstream *s);
 
 /* Sets t (initialised) to `us` microseconds since the epoch. */
 void watch_pb_time(Google__Protobuf__Timestamp *t, int64_t us);
