@@ -193,9 +193,15 @@ static int wmux_on_msg(void *arg, const ProtobufCMessage *msg) {
     wmux_unlink_locked(m, w);
     w->state = W_ENDING;
     pthread_mutex_unlock(&m->mu);
+    /* As a WatchEvents call's status; OK would mean "over" without a
+     * reason, which to the owner is its upstream going away. */
+    int code = e->end != NULL ? e->end->code : GRPC_STATUS_UNKNOWN;
     rpc_status st;
-    wmux_status(&st, e->end != NULL ? (grpc_status_code)e->end->code : GRPC_STATUS_UNKNOWN,
-                e->end != NULL && e->end->message != NULL ? e->end->message : "");
+    if (code == GRPC_STATUS_OK)
+      wmux_status(&st, GRPC_STATUS_UNAVAILABLE, "watch ended");
+    else
+      wmux_status(&st, (grpc_status_code)code,
+                  e->end != NULL && e->end->message != NULL ? e->end->message : "");
     wmux_finish(w, &st);
     return 0;
   }
