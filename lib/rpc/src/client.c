@@ -440,9 +440,6 @@ int rpc_health_check(rpc_channel *ch, const char *service, int64_t timeout_ms) {
  * reference and calls nothing back.
  * ==================================================================== */
 
-/* The send ring's first size: most streams send a few messages at a time. */
-#define RPC_STREAM_SEND_INITIAL 16
-
 typedef enum { CS_RECV, CS_STATUS, CS_SEND } cs_kind;
 
 typedef struct cs_tag {
@@ -591,19 +588,8 @@ static void send_next_locked(rpc_stream *s) {
 /* Room for one more message in the send ring, growing it (doubling, up to
  * RPC_STREAM_SEND_MAX) when full. 0 when there is none. s->mu held. */
 static int send_room_locked(rpc_stream *s) {
-  if (s->sq_len < s->sq_cap) return 1;
-  if (s->sq_cap >= RPC_STREAM_SEND_MAX) return 0;
-  size_t cap = s->sq_cap == 0 ? RPC_STREAM_SEND_INITIAL : s->sq_cap * 2;
-  if (cap > RPC_STREAM_SEND_MAX) cap = RPC_STREAM_SEND_MAX;
-  grpc_byte_buffer **q = malloc(cap * sizeof *q);
-  if (q == NULL) return 0;
-  /* Unroll the ring so it starts at 0 in the larger array. */
-  for (size_t i = 0; i < s->sq_len; i++) q[i] = s->sq[(s->sq_head + i) % s->sq_cap];
-  free(s->sq);
-  s->sq = q;
-  s->sq_cap = cap;
-  s->sq_head = 0;
-  return 1;
+  return s->sq_len < s->sq_cap ||
+         rpc__ring_grow(&s->sq, &s->sq_cap, &s->sq_head, s->sq_len, RPC_STREAM_SEND_MAX) == 0;
 }
 
 static void stream_maybe_end(rpc_stream *s) {

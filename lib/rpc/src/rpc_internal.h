@@ -237,6 +237,12 @@ void rpc__sstream_event(rpc_tag *t, int ok);
 /* Ends every open stream with UNAVAILABLE (drain). Takes srv->mu. */
 void rpc__sstreams_end_all(rpc_server *srv);
 
+/* Grows a ring of *cap buffers (len of them from *head) when it is full:
+ * doubles it (to 16 at least), at most to `max`, unrolled to start at 0.
+ * Returns 0, or -1 (ring unchanged) at `max` or on out-of-memory. */
+int rpc__ring_grow(grpc_byte_buffer ***q, size_t *cap, size_t *head, size_t len,
+                   size_t max);
+
 /* Waits until every stream object is freed (holders released them), logging
  * every few seconds while some are left. Called with srv->mu held. */
 void rpc__sstreams_wait_freed(rpc_server *srv);

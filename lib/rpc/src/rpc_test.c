@@ -768,6 +768,29 @@ static void test_reconnect(void) {
 }
 
 /* Reflection answers, decoded with the v1 types (table of cases). */
+/* Method shapes come from the embedded descriptor set, every kind. */
+static void test_method_shapes(void) {
+  static const struct {
+    const char *service, *method;
+    rpc_method_shape want;
+  } cases[] = {
+      {"cruddur.users.v1.UsersService", "GetUser", RPC_SHAPE_UNARY},
+      {"cruddur.messages.v1.MessagesService", "WatchEvents", RPC_SHAPE_SERVER_STREAM},
+      {"grpc.health.v1.Health", "Check", RPC_SHAPE_UNARY},
+      {"grpc.health.v1.Health", "Watch", RPC_SHAPE_SERVER_STREAM},
+      {"grpc.reflection.v1.ServerReflection", "ServerReflectionInfo", RPC_SHAPE_BIDI},
+      {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", RPC_SHAPE_BIDI},
+      {"grpc.health.v1.Health", "Nope", RPC_SHAPE_UNKNOWN},
+      {"no.such.Service", "Check", RPC_SHAPE_UNKNOWN},
+      {"health.v1.Health", "Check", RPC_SHAPE_UNKNOWN}, /* not a suffix match */
+      {NULL, "Check", RPC_SHAPE_UNKNOWN},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    CHECK(rpc__method_shape(cases[i].service, cases[i].method) == cases[i].want,
+          "case %zu: %s/%s", i, cases[i].service ? cases[i].service : "(null)",
+          cases[i].method);
+}
+
 static void test_reflection_index(void) {
   const char *names[] = {"cruddur.users.v1.UsersService", "grpc.health.v1.Health"};
   struct rpc_reflection *r = NULL;
@@ -1204,6 +1227,7 @@ static void test_ready_wait(void) {
 
 int main(void) {
   log_init("rpc_test");
+  test_method_shapes();
   test_reflection_index();
 
   rpc_server *srv = start_server("127.0.0.1:0", 2, 0, 2000);

@@ -54,6 +54,7 @@ struct rpc_sstream {
   int refs, holders;
   grpc_byte_buffer **q; /* owned ring of q_cap encoded messages */
   size_t q_cap, q_head, q_len;
+  size_t q_max;         /* the bound: the ring grows up to it when full */
   grpc_byte_buffer *inflight; /* owned: the message being written */
   int writing;        /* a write batch is outstanding */
   int ending;         /* an end was decided: nothing more is queued */
@@ -72,8 +73,7 @@ struct rpc_sstream {
    * the buffer of the read in flight). */
   rpc_sstream_recv_fn recv;
   void *recv_user;
-  int reading;   /* a read batch is outstanding */
-  int recv_over; /* the callback had its NULL: no more reads */
+  int recv_over; /* the callback had its NULL (or cannot get one): no more reads */
   struct rpc_sstream *prev, *next; /* srv->streams, under srv->mu */
 };
 
@@ -104,11 +104,9 @@ static void start_recv_locked(rpc_sstream *s) {
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_RECV_MESSAGE;
   op.data.recv_message.recv_message = &s->c->recv_buf;
-  s->reading = 1;
   s->refs++;
   if (grpc_call_start_batch(s->c->call, &op, 1, &s->t_recv.tag, NULL) != GRPC_CALL_OK) {
     /* Only when the call is already over: the close watch tells the rest. */
-    s->reading = 0;
     s->refs--;
     s->recv_over = 1;
   }
@@ -228,6 +226,7 @@ void rpc_sstream_on_recv(rpc_sstream *s, rpc_sstream_recv_fn fn, void *user) {
 }
 
 int rpc_sstream_submit(rpc_sstream *s, void (*fn)(void *arg), void *arg) {
+  if (fn == NULL) return -1;
   pthread_mutex_lock(&s->mu);
   int over = s->ending || s->closed;
   pthread_mutex_unlock(&s->mu);
@@ -239,20 +238,24 @@ int rpc_sstream_submit(rpc_sstream *s, void (*fn)(void *arg), void *arg) {
 void rpc_sstream_set_queue_max(rpc_sstream *s, size_t max) {
   if (max > SIZE_MAX / sizeof *s->q) return;
   pthread_mutex_lock(&s->mu);
-  if (max > s->q_cap) {
-    grpc_byte_buffer **q = malloc(max * sizeof *q);
-    if (q == NULL) {
-      log_error("rpc: out of memory raising a stream's queue to %zu", max);
-    } else {
-      /* Unroll the ring so it starts at 0 in the larger array. */
-      for (size_t i = 0; i < s->q_len; i++) q[i] = s->q[(s->q_head + i) % s->q_cap];
-      free(s->q);
-      s->q = q;
-      s->q_cap = max;
-      s->q_head = 0;
-    }
-  }
+  if (max > s->q_max) s->q_max = max; /* the ring grows when it fills up */
   pthread_mutex_unlock(&s->mu);
+}
+
+int rpc__ring_grow(grpc_byte_buffer ***q, size_t *cap, size_t *head, size_t len,
+                   size_t max) {
+  if (*cap >= max) return -1;
+  size_t n = *cap < 8 ? 16 : *cap * 2;
+  if (n > max) n = max;
+  grpc_byte_buffer **bigger = malloc(n * sizeof *bigger);
+  if (bigger == NULL) return -1;
+  /* Unroll the ring so it starts at 0 in the larger array. */
+  for (size_t i = 0; i < len; i++) bigger[i] = (*q)[(*head + i) % *cap];
+  free(*q);
+  *q = bigger;
+  *cap = n;
+  *head = 0;
+  return 0;
 }
 
 int rpc_sstream_send(rpc_sstream *s, const ProtobufCMessage *msg) {
@@ -262,7 +265,8 @@ int rpc_sstream_send(rpc_sstream *s, const ProtobufCMessage *msg) {
   int rc = RPC_SSTREAM_OK;
   if (s->ending || s->dead) {
     rc = RPC_SSTREAM_CLOSED;
-  } else if (s->q_len == s->q_cap) {
+  } else if (s->q_len == s->q_cap &&
+             rpc__ring_grow(&s->q, &s->q_cap, &s->q_head, s->q_len, s->q_max) != 0) {
     rc = RPC_SSTREAM_FULL;
   } else {
     s->q[(s->q_head + s->q_len) % s->q_cap] = buf;
@@ -290,7 +294,7 @@ size_t rpc_sstream_queued(rpc_sstream *s) {
 
 size_t rpc_sstream_room(rpc_sstream *s) {
   pthread_mutex_lock(&s->mu);
-  size_t n = s->ending || s->dead ? 0 : s->q_cap - s->q_len;
+  size_t n = s->ending || s->dead ? 0 : s->q_max - s->q_len;
   pthread_mutex_unlock(&s->mu);
   return n;
 }
@@ -337,7 +341,7 @@ static grpc_status_code admit(rpc_server *srv, rpc_sstream *s, const char **why)
 static rpc_sstream *sstream_new(rpc_call *c) {
   rpc_sstream *s = calloc(1, sizeof *s);
   if (s == NULL) return NULL;
-  s->q_cap = (size_t)c->srv->cfg.stream_queue_max;
+  s->q_cap = s->q_max = (size_t)c->srv->cfg.stream_queue_max;
   s->q = calloc(s->q_cap, sizeof *s->q);
   if (s->q == NULL) {
     free(s);
@@ -428,7 +432,9 @@ void rpc__sstream_run(rpc_call *c) {
   }
   grpc_metadata_array_destroy(&c->recv_md); /* request_id was copied out */
   grpc_metadata_array_init(&c->recv_md);
-  if (s->recv != NULL && !s->ending && !s->closed) start_recv_locked(s);
+  /* Also when the stream is ending already: the read then brings the NULL
+   * (or the done callback comes first). */
+  if (code == GRPC_STATUS_OK && s->recv != NULL && !s->closed) start_recv_locked(s);
   maybe_done_locked(s);
   if (--s->holders == 0) end_locked(s, GRPC_STATUS_OK, NULL);
   unref_unlock(s);
@@ -451,7 +457,6 @@ static grpc_status_code died_code(const rpc_sstream *s) {
  * it held. */
 static void on_recv_locked(rpc_sstream *s, int ok) {
   rpc_call *c = s->c;
-  s->reading = 0;
   grpc_byte_buffer *buf = c->recv_buf;
   c->recv_buf = NULL;
   const ProtobufCMessage *msg = NULL;
@@ -476,7 +481,10 @@ static void on_recv_locked(rpc_sstream *s, int ok) {
   s->recv(s->recv_user, s, msg);
   pthread_mutex_lock(&s->mu);
   arena_free(&c->arena); /* the message was valid only during the callback */
-  if (!s->recv_over && !s->ending && !s->closed) start_recv_locked(s);
+  /* Read on until the NULL, also once ending: the read completes when the
+   * call is over (its message, if any, is dropped for the NULL), so the
+   * owner hears the end in order with its messages. */
+  if (!s->recv_over && !s->closed) start_recv_locked(s);
 }
 
 void rpc__sstream_event(rpc_tag *t, int ok) {

@@ -82,12 +82,14 @@ typedef struct rpc_server_config {
   int max_conn_age_ms;         /* connections closed (GOAWAY, then drain_ms for the calls
                                   in flight) after this long, +-10%, so clients re-resolve
                                   DNS and spread over new replicas; <= 0 means 5 min */
-  int max_streams;             /* open server streams per process; beyond it a
-                                  new stream gets RESOURCE_EXHAUSTED; <= 0 means
-                                  16384 */
+  int max_streams;             /* open streams per process (every streaming
+                                  shape: one bidirectional call is one, whatever
+                                  it carries); beyond it a new stream gets
+                                  RESOURCE_EXHAUSTED; <= 0 means 16384 */
   int stream_queue_max;        /* messages queued per stream before
-                                  rpc_sstream_send says RPC_SSTREAM_FULL; <= 0
-                                  means 64 */
+                                  rpc_sstream_send says RPC_SSTREAM_FULL
+                                  (rpc_sstream_set_queue_max raises it for one
+                                  stream); <= 0 means 64 */
   rpc_health_fn health;        /* NULL means always SERVING */
   void *user;                  /* passed to health and available to handlers */
 } rpc_server_config;
@@ -244,8 +246,8 @@ int rpc_server_open_streams(rpc_server *srv);
  * NULL comes at most once, as the last call; when the call dies (cancel,
  * deadline, drain) the done callback may come first, and then no NULL:
  * clean up in the done callback. Once an end was asked for
- * (rpc_sstream_end, drain) the next call is the NULL. It may send, end,
- * submit, take and drop references. */
+ * (rpc_sstream_end, drain) no message comes any more: the next call, if
+ * any, is the NULL. It may send, end, submit, take and drop references. */
 typedef void (*rpc_sstream_recv_fn)(void *user, rpc_sstream *s, const ProtobufCMessage *msg);
 
 /* Starts reading the client's messages into fn. Only from the stream
@@ -257,7 +259,9 @@ void rpc_sstream_on_recv(rpc_sstream *s, rpc_sstream_recv_fn fn, void *user);
  * waiting for one). Returns 0, or -1 when the server is draining or the
  * stream is over: fn will not run and arg stays the caller's.
  * Also -1 when queue_max items already wait for a worker (the server is
- * overloaded; a new call would get RESOURCE_EXHAUSTED then too).
+ * overloaded; a new call would get RESOURCE_EXHAUSTED then too), once an
+ * end was asked for (rpc_sstream_end: the stream is as good as over), and
+ * for fn == NULL.
  * Any thread. A function queued before the drain still runs, also after
  * the stream ended: it must not assume the stream is open (a reference the
  * owner holds keeps s valid). */
@@ -265,9 +269,9 @@ int rpc_sstream_submit(rpc_sstream *s, void (*fn)(void *arg), void *arg);
 
 /* Raises this stream's queue bound (rpc_sstream_send's RPC_SSTREAM_FULL)
  * from the server's stream_queue_max to `max`, for a stream that carries
- * many watchers' messages. Any thread; never lowers it. The ring costs
- * 8 bytes a slot, allocated at once; on out-of-memory the bound stays
- * (logged). */
+ * many watchers' messages. Any thread; never lowers it. Nothing is
+ * allocated now: the ring (8 bytes a slot) doubles when it fills up, to
+ * `max` at most; a send that finds no memory to grow it says FULL. */
 void rpc_sstream_set_queue_max(rpc_sstream *s, size_t max);
 
 /* ---- status helpers ---------------------------------------------------- */
