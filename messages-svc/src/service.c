@@ -1,4 +1,5 @@
-/* service.c - the four RPCs of MessagesService (patterns A, B, C and E). */
+/* service.c - the RPCs of MessagesService: patterns A, B, C and E here,
+ * WatchEvents and WatchMany handed to watch.c and watch_many.c. */
 #include "service.h"
 
 #include <limits.h>

@@ -1,4 +1,7 @@
-/* watch.c - WatchEvents on Queries (README "Live events").
+/* watch.c - WatchEvents on Queries (README "Live events"): the hub, the
+ * polls, positions and tokens of every watch. A watch (wstream) is carried
+ * by its own WatchEvents call or by an id on a WatchMany call
+ * (watch_many.c); only ws_send, ws_room and ws_fail tell them apart.
  *
  * Position of a stream. A message's sk is "ts27#uuid", so sks order by time
  * across conversations. A stream never delivers a message with sk <= start

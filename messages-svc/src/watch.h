@@ -1,4 +1,4 @@
-/* watch.h - WatchEvents: live events of a user, built on Queries.
+/* watch.h - WatchEvents and WatchMany: live events of users, built on Queries.
  *
  * A hub per process holds the watched users; each watched user holds the
  * open streams of that user on this replica. A few poller threads re-read,

@@ -487,6 +487,36 @@ class WatchMany(unittest.TestCase):
         all_once(self, posted, threads, got)
         self.assertGreater(calls, 3)
 
+    def test_hundreds_of_resumes_on_one_call(self):
+        """As a gateway after a drain: 200 watches reopened at once with their
+        tokens on a new call (their resumes queue for the workers, a few at a
+        time): every one gets `ready` and no resync, and what was posted
+        meanwhile arrives once."""
+        users = [party() for _ in range(200)]
+        m = Many(1)
+        for i, u in enumerate(users):
+            m.open(i + 1, u.uuid)
+        self.assertTrue(m.wait(lambda m: len(m.events) == 200, 20))
+        toks = [m.last_token(i + 1) for i in range(len(users))]
+        m.cancel()
+        a, b = users[0], users[1]
+        g = start_group(2, a, b, "while away").message_group_uuid
+        m = Many(2)
+        for i, u in enumerate(users):
+            m.open(i + 1, u.uuid, toks[i])
+        self.assertTrue(m.wait(lambda m: len(m.events) == 200, 30), len(m.events))
+        self.assertTrue(m.wait(lambda m: len(m.messages(1)) == 1 and len(m.messages(2)) == 1, 8))
+        post(1, g, b, "back")
+        self.assertTrue(m.wait(lambda m: len(m.messages(1)) == 2 and len(m.messages(2)) == 2, 8))
+        time.sleep(1.5)
+        for i in range(200):
+            kinds = m.kinds(i + 1)
+            self.assertEqual(kinds[0], "ready")
+            self.assertNotIn("resync", kinds)
+        self.assertEqual([x.text for x in m.messages(2)], ["while away", "back"])
+        self.assertEqual(m.ends, {})
+        m.cancel()
+
     def test_token_moves_between_watchmany_and_watchevents(self):
         a, b = party(), party()
         g = start_group(1, a, b, "before").message_group_uuid
