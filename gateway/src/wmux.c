@@ -265,7 +265,8 @@ static void wmux_on_end(void *arg, const rpc_status *st) {
   /* To a watch, the call's end is its upstream going away, even when the
    * server ended the call OK: its owner resumes it. */
   rpc_status wst = *st;
-  if (wst.code == GRPC_STATUS_OK) wmux_status(&wst, GRPC_STATUS_UNAVAILABLE, "WatchMany call ended");
+  if (wst.code == GRPC_STATUS_OK)
+    wmux_status(&wst, GRPC_STATUS_UNAVAILABLE, "WatchMany call ended");
   while (ending != NULL) {
     wmux_watch *w = ending;
     ending = w->hnext;
@@ -329,8 +330,8 @@ static wmux_call *wmux_call_get(wmux *m, rpc_status *st) {
   pthread_mutex_unlock(&m->mu);
   /* Outside mu: the stream thread may end the call (wmux_on_end, which
    * takes mu) before this returns; c->rpc is then set below, after. */
-  rpc_stream *rpc = rpc_stream_open(m->ch, wmux_svc, "WatchMany", 0, NULL, wmux_on_msg,
-                                    wmux_on_end, c, st);
+  rpc_stream *rpc =
+      rpc_stream_open(m->ch, wmux_svc, "WatchMany", 0, NULL, wmux_on_msg, wmux_on_end, c, st);
   pthread_mutex_lock(&m->mu);
   if (rpc == NULL) { /* no callback will run: both references are ours */
     wmux_backoff_locked(m, c->opened_us);
@@ -389,8 +390,10 @@ wmux_watch *wmux_watch_start(wmux *m, const char *user_uuid, const char *resume_
   pthread_mutex_unlock(&m->mu);
   if (refuse) {
     free(w);
-    if (refuse == 1) wmux_status(st, GRPC_STATUS_UNAVAILABLE, "shutting down");
-    else wmux_status(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many watches");
+    if (refuse == 1)
+      wmux_status(st, GRPC_STATUS_UNAVAILABLE, "shutting down");
+    else
+      wmux_status(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many watches");
     return NULL;
   }
   pthread_mutex_lock(&m->open_mu);
@@ -480,6 +483,16 @@ int wmux_call_open(wmux *m) {
   return open;
 }
 
+/* One wait on m->cv of at most 10 ms (mu held): callers loop on their
+ * condition and deadline. */
+static void wmux_nap_locked(wmux *m) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  t.tv_nsec += 10 * 1000000;
+  if (t.tv_nsec >= 1000000000) t.tv_sec++, t.tv_nsec -= 1000000000;
+  pthread_cond_timedwait(&m->cv, &m->mu, &t);
+}
+
 int wmux_free(wmux *m, int64_t until_us) {
   pthread_mutex_lock(&m->mu);
   m->stopping = 1;
@@ -487,20 +500,26 @@ int wmux_free(wmux *m, int64_t until_us) {
   if (c != NULL) c->refs++;
   pthread_mutex_unlock(&m->mu);
   if (c != NULL) {
-    rpc_stream_cancel(c->rpc);
+    /* Half-close first: messages-svc ends a half-closed call once its last
+     * watch is closed (every stream's watch was, before this). A cancel
+     * instead, racing the server's handler of a call opened just before,
+     * can leave the call unfreed on the server (lib/rpc). Cancelled if it
+     * has not ended within WMUX_CLOSE_WAIT_MS. */
+    rpc_stream_close_send(c->rpc);
+    int64_t soft = ts_mono_us() + (int64_t)WMUX_CLOSE_WAIT_MS * 1000;
+    pthread_mutex_lock(&m->mu);
+    while (!c->ended && ts_mono_us() < soft && ts_mono_us() < until_us)
+      wmux_nap_locked(m);
+    pthread_mutex_unlock(&m->mu);
+    rpc_stream_cancel(c->rpc); /* nothing once it ended */
     pthread_mutex_lock(&m->mu);
     wmux_call *dead = wmux_call_unref_locked(c);
     pthread_mutex_unlock(&m->mu);
     wmux_call_free(dead);
   }
   pthread_mutex_lock(&m->mu);
-  while (m->calls > 0 && ts_mono_us() < until_us) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_nsec += 10 * 1000000;
-    if (t.tv_nsec >= 1000000000) t.tv_sec++, t.tv_nsec -= 1000000000;
-    pthread_cond_timedwait(&m->cv, &m->mu, &t);
-  }
+  while (m->calls > 0 && ts_mono_us() < until_us)
+    wmux_nap_locked(m);
   long left = m->calls;
   pthread_mutex_unlock(&m->mu);
   if (left > 0) {

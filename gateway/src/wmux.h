@@ -30,6 +30,9 @@
 #define WMUX_YOUNG_MS 2000
 #define WMUX_BACKOFF_MIN_MS 100
 #define WMUX_BACKOFF_MAX_MS 2000
+/* wmux_free half-closes the call, and cancels it if it has not ended
+ * after this long. */
+#define WMUX_CLOSE_WAIT_MS 1000
 
 typedef struct wmux wmux;
 typedef struct wmux_watch wmux_watch;
@@ -53,12 +56,8 @@ int wmux_new(rpc_channel *ch, long max_watches, wmux **out);
  * Returns the watch, holding one reference for the caller (release with
  * wmux_watch_release), or NULL with *st filled when it cannot start
  * (draining, backoff, cap, out of memory): no callback will run. */
-wmux_watch *wmux_watch_start(wmux *m,
-                             const char *user_uuid,
-                             const char *resume_token,
-                             rpc_stream_msg_fn on_msg,
-                             rpc_stream_end_fn on_end,
-                             void *user,
+wmux_watch *wmux_watch_start(wmux *m, const char *user_uuid, const char *resume_token,
+                             rpc_stream_msg_fn on_msg, rpc_stream_end_fn on_end, void *user,
                              rpc_status *st);
 
 /* Ends the watch: sends `close` for it and runs on_end (CANCELLED), here
@@ -77,11 +76,11 @@ uint64_t wmux_calls_opened(wmux *m);
 /* 1 while a WatchMany call is open. */
 int wmux_call_open(wmux *m);
 
-/* Stops: no new watches or calls; cancels the call and waits (until
- * `until_us`, ts_mono_us clock) for it to end and be freed, then frees
- * the wmux: returns 0. Every watch must have been released. Returns -1
- * and leaves the wmux allocated when the call did not end in time (its
- * callbacks still point into it). */
+/* Stops: no new watches or calls; half-closes the call (cancelling it
+ * after WMUX_CLOSE_WAIT_MS) and waits (until `until_us`, ts_mono_us clock)
+ * for it to end and be freed, then frees the wmux: returns 0. Every watch
+ * must have been released. Returns -1 and leaves the wmux allocated when
+ * the call did not end in time (its callbacks still point into it). */
 int wmux_free(wmux *m, int64_t until_us);
 
 #endif

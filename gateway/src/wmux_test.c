@@ -2,11 +2,13 @@
  * (lib/rpc on 127.0.0.1:0): the shapes the gateway relies on that the
  * integration test (tests/integration/test_events.py, real messages-svc)
  * cannot force: a watch the server ends, events for a closed id, a cancel,
- * on_msg's -1, the call's end, the backoff after a young call, the cap.
+ * on_msg's -1, the call's end, the backoff after a young call, the cap,
+ * the half-close at wmux_free.
  *
  * The server answers each `open` with one event (token "ready-<id>"), or,
  * for user "end-me", with an `end` RESOURCE_EXHAUSTED; it records opens,
- * closes and calls, and the test makes it send events or end the call.
+ * closes and calls, ends the call when the client half-closes, and the
+ * test makes it send events or end the call.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -34,7 +36,8 @@ static void sleep_ms(long ms) {
 /* Waits until *v >= want (2 s at most); 1 when it got there. */
 static int wait_for(atomic_int *v, int want) {
   int64_t end = ts_mono_us() + 2000000;
-  while (atomic_load(v) < want && ts_mono_us() < end) sleep_ms(2);
+  while (atomic_load(v) < want && ts_mono_us() < end)
+    sleep_ms(2);
   return atomic_load(v) >= want;
 }
 
@@ -43,7 +46,7 @@ static int wait_for(atomic_int *v, int want) {
 static struct {
   pthread_mutex_t mu;
   rpc_sstream *call; /* (mu) the open WatchMany call, a reference */
-  atomic_int calls, calls_done, opens, closes;
+  atomic_int calls, calls_done, opens, closes, half_closes;
   uint64_t last_open_id, last_close_id; /* (mu) */
   int ids_bad;                          /* (mu) a zero or repeated id was opened */
   uint64_t seen[64];                    /* (mu) ids opened so far */
@@ -64,7 +67,11 @@ static void srv_send_event(rpc_sstream *s, uint64_t id, const char *token) {
 
 static void srv_recv(void *user, rpc_sstream *s, const ProtobufCMessage *msg) {
   (void)user;
-  if (msg == NULL) return;
+  if (msg == NULL) { /* half-closed: over, as messages-svc once no watch is left */
+    atomic_fetch_add(&srv.half_closes, 1);
+    rpc_sstream_end(s, GRPC_STATUS_OK, NULL);
+    return;
+  }
   const Control *c = (const Control *)msg;
   if (c->op_case == CRUDDUR__MESSAGES__V1__WATCH_CONTROL__OP_CLOSE) {
     pthread_mutex_lock(&srv.mu);
@@ -272,8 +279,8 @@ static void test_call_end_and_backoff(wmux *m) {
   sleep_ms(WMUX_YOUNG_MS + 100); /* the call has lived (since the first case, at least) */
   srv_end_call();
   CHECK(wait_for(&x.ends, 1) && wait_for(&y.ends, 1));
-  CHECK(x.end.code == GRPC_STATUS_UNAVAILABLE && y.end.code == GRPC_STATUS_UNAVAILABLE,
-        "got %d %d", (int)x.end.code, (int)y.end.code);
+  CHECK(x.end.code == GRPC_STATUS_UNAVAILABLE && y.end.code == GRPC_STATUS_UNAVAILABLE, "got %d %d",
+        (int)x.end.code, (int)y.end.code);
   CHECK(wmux_call_open(m) == 0 && wmux_watch_count(m) == 0);
   wmux_watch_release(wx);
   wmux_watch_release(wy);
@@ -318,7 +325,11 @@ static void test_cap(rpc_channel *ch) {
   CHECK(wc != NULL && wait_for(&c.msgs, 1));
   wmux_watch_release(wb);
   wmux_watch_release(wc);
+  int64_t t0 = ts_mono_us();
   CHECK(wmux_free(m, ts_mono_us() + 2000000) == 0);
+  CHECK(ts_mono_us() - t0 < (int64_t)WMUX_CLOSE_WAIT_MS * 1000,
+        "ended by the cancel, not the half-close");
+  CHECK(atomic_load(&srv.half_closes) >= 1);
   CHECK(wait_for(&srv.calls_done, atomic_load(&srv.calls)), "the call did not end at wmux_free");
 }
 
