@@ -260,7 +260,10 @@ static void wmux_on_end(void *arg, const rpc_status *st) {
     }
   }
   pthread_mutex_unlock(&m->mu);
-  if (st->code != GRPC_STATUS_UNAVAILABLE && st->code != GRPC_STATUS_CANCELLED)
+  /* OK: the half-closed call at wmux_free; UNAVAILABLE: a replica draining
+   * or the connection lost; CANCELLED: ours. Anything else is news. */
+  if (st->code != GRPC_STATUS_OK && st->code != GRPC_STATUS_UNAVAILABLE &&
+      st->code != GRPC_STATUS_CANCELLED)
     log_warn("events: the WatchMany call ended: code %d (%s)", (int)st->code, st->message);
   /* To a watch, the call's end is its upstream going away, even when the
    * server ended the call OK: its owner resumes it. */
