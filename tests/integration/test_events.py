@@ -528,6 +528,7 @@ class EventsTest(unittest.TestCase):
         own user's events."""
         time.sleep(0.5)  # streams of earlier tests are gone
         before = self.wait_metric(self.gw_a, "gateway_sse_watches", 0)
+        mark = self.s.log_mark("messages-svc")
         streams = {who: [self.open(self.gw_a, who) for _ in range(3)] for who in USERS}
         for group in streams.values():
             for sse in group:
@@ -548,6 +549,18 @@ class EventsTest(unittest.TestCase):
         for sse in streams["londo"]:  # not in it: nothing of it
             ev = sse.next_event(1.5)
             self.assertTrue(ev is None or ev["data"].get("uuid") != m["uuid"], ev)
+        # messages-svc's side: the streams' ends made no call end there (it
+        # logs each call as it ends; a WatchEvents call per stream would).
+        for group in streams.values():
+            for sse in group:
+                sse.close()
+        self.wait_metric(self.gw_a, "gateway_sse_watches", 0)
+        time.sleep(0.5)
+        with open(self.s.log_path("messages-svc"), "rb") as f:
+            f.seek(mark)
+            ended = [ln for ln in f.read().decode("utf-8", "replace").splitlines()
+                     if "MessagesService/Watch" in ln]
+        self.assertEqual(ended, [], "calls ended upstream when streams closed")
 
     def test_m_closing_one_stream_leaves_the_others_delivering(self):
         """A stream closed by its client ends its watch only: the other
