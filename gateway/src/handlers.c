@@ -331,6 +331,11 @@ static gw_result h_metrics(gw_req *r, gw_http *c) {
     x.limit_evictions[l] = gw_rl_evictions(r->app->limits[l]);
   }
   x.sse_streams = (uint64_t)gw_sse_open_count(r->app->sse);
+  long watches;
+  int call_open;
+  gw_sse_upstream(r->app->sse, &watches, &call_open, &x.sse_calls_opened);
+  x.sse_watches = (uint64_t)watches;
+  x.sse_call_open = (uint64_t)call_open;
   char *body = gw_metrics_render(&x);
   if (body == NULL) return gw_reply_error(r, c, 503, GW_E_INTERNAL);
   return gw_reply(r, c, 200, body, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);

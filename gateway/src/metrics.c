@@ -257,8 +257,18 @@ char *gw_metrics_render(const gw_metrics_extra *x) {
     bprintf(&b,
             "# HELP gateway_sse_streams Open GET /api/events streams (handshakes included).\n"
             "# TYPE gateway_sse_streams gauge\n"
-            "gateway_sse_streams %llu\n",
-            (unsigned long long)x->sse_streams);
+            "gateway_sse_streams %llu\n"
+            "# HELP gateway_sse_watches Watches of event streams on the WatchMany call.\n"
+            "# TYPE gateway_sse_watches gauge\n"
+            "gateway_sse_watches %llu\n"
+            "# HELP gateway_sse_upstream_calls Open messages-svc WatchMany calls (0 or 1).\n"
+            "# TYPE gateway_sse_upstream_calls gauge\n"
+            "gateway_sse_upstream_calls %llu\n"
+            "# HELP gateway_sse_upstream_calls_total messages-svc WatchMany calls opened.\n"
+            "# TYPE gateway_sse_upstream_calls_total counter\n"
+            "gateway_sse_upstream_calls_total %llu\n",
+            (unsigned long long)x->sse_streams, (unsigned long long)x->sse_watches,
+            (unsigned long long)x->sse_call_open, (unsigned long long)x->sse_calls_opened);
   }
   render_limits(&b, x);
   if (b.failed) {

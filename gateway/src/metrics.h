@@ -50,6 +50,7 @@ typedef struct gw_metrics_extra {
   uint64_t token_cache_entries, user_cache_entries, handle_cache_entries, in_flight;
   uint64_t limit_entries[GW_LIMIT_COUNT], limit_evictions[GW_LIMIT_COUNT];
   uint64_t sse_streams; /* open event streams (sse.c) */
+  uint64_t sse_watches, sse_call_open, sse_calls_opened; /* their watches, the WatchMany call (wmux.c) */
 } gw_metrics_extra;
 
 /* Renders the Prometheus text format (version 0.0.4). Returns a malloc'd

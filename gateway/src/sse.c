@@ -3,24 +3,27 @@
  * A stream's life, and who may touch it when:
  *
  *   HANDSHAKE  gw_sse_open (the connection thread) created it, reserved its
- *              place under the caps and started the WatchEvents call. The
- *              channel thread queues events on it (sse_on_msg) and marks it
- *              ended (sse_on_end); the handler waits on hub->cv for the
- *              first of either. The loop never sees it.
+ *              place under the caps and started its watch (wmux.c: one
+ *              watch on the process's one WatchMany call). The channel
+ *              thread queues events on it (sse_on_msg) and marks it ended
+ *              (sse_on_end); the handler waits on hub->cv for the first of
+ *              either. The loop never sees it.
  *   LIVE       the handler answered 200 with the first event as the body
  *              and the server handed the socket over (sse_adopt): the loop
  *              owns the socket, the output buffer and the timers; the
  *              channel thread still queues events and marks the end.
  *   CLOSED     the client side is gone (closed by the client, too slow,
  *              expired token, upstream ended, drain) or never came (the
- *              handshake failed after the call started). The call is
- *              cancelled; the stream waits for sse_on_end.
+ *              handshake failed after the watch started). The watch is
+ *              cancelled; the stream waits for sse_on_end (which
+ *              wmux_watch_cancel may run inline, on the loop's thread:
+ *              hence every cancel below is made with mu not held).
  *
- * A stream is freed, by the loop only, once it is CLOSED and its call has
- * ended (on_end returned nothing more can arrive) and it is not on the
- * ready list; a failed handshake whose call already ended frees it itself.
- * `rpc`, `user` and the caps' counts are set before any other thread can
- * see the stream. Fields marked (mu) are read and written under hub->mu;
+ * A stream is freed, by the loop only, once it is CLOSED and its watch has
+ * ended (on_end returned: nothing more can arrive) and it is not on the
+ * ready list; a failed handshake whose watch already ended frees it itself.
+ * `user` and the caps' counts are set before any other thread can see the
+ * stream; `watch` before the loop can. Fields marked (mu) are read and written under hub->mu;
  * fields marked (loop) only by the loop thread after the hand-over.
  */
 #define _GNU_SOURCE
@@ -44,6 +47,7 @@
 #include "cruddur/ts.h"
 #include "errmap.h"
 #include "gateway.h"
+#include "wmux.h"
 
 #ifdef GW_HAVE_AUTH
 #include <cjose/base64.h>
@@ -70,7 +74,7 @@ typedef struct sse_user {
 
 typedef struct sse_stream {
   gw_sse *hub;                    /* reference */
-  rpc_stream *rpc;                /* owned reference, released when freed */
+  wmux_watch *watch;              /* owned reference, released when freed */
   char user[37];                  /* the caller's uuid */
   struct sse_stream *prev, *next; /* hub->streams (mu) */
   struct sse_stream *rnext;       /* hub->ready (mu) */
@@ -104,6 +108,7 @@ struct gw_sse {
   int exiting;              /* (mu) the loop ends */
   sse_user *users[SSE_USER_BUCKETS]; /* (mu) */
   sse_stream *live;         /* (loop) */
+  wmux *mux;                /* owned: every stream's watch rides its one call */
 };
 
 /* ---- the per-user count (under mu) --------------------------------------- */
@@ -269,7 +274,7 @@ static void sse_items_free(sse_item *it) {
   }
 }
 
-/* Unlinks and frees s (under mu; its call has ended, it is off the ready
+/* Unlinks and frees s (under mu; its watch has ended, it is off the ready
  * list and out of the loop's set). */
 static void sse_free_locked(gw_sse *h, sse_stream *s) {
   if (s->prev != NULL)
@@ -281,7 +286,7 @@ static void sse_free_locked(gw_sse *h, sse_stream *s) {
   h->n--;
   pthread_cond_broadcast(&h->cv);
   sse_items_free(s->q_head);
-  rpc_stream_release(s->rpc);
+  wmux_watch_release(s->watch); /* ended: nothing runs inline */
   free(s->out);
   free(s);
 }
@@ -295,7 +300,7 @@ static void sse_epoll_set(gw_sse *h, sse_stream *s, int want_out) {
   s->want_out = want_out;
 }
 
-/* Ends the client side: closes the socket and cancels the call (its on_end
+/* Ends the client side: closes the socket and cancels the watch (its on_end
  * puts s on the ready list, where it is freed). */
 static void sse_close_client(gw_sse *h, sse_stream *s) {
   if (s->registered) {
@@ -317,8 +322,8 @@ static void sse_close_client(gw_sse *h, sse_stream *s) {
   if (ended && !s->in_ready) sse_free_locked(h, s); /* nothing else will come */
   pthread_mutex_unlock(&h->mu);
   if (fd >= 0) close(fd); /* also leaves the epoll set */
-  /* Cancelled outside mu: on_end may run from inside rpc_stream_cancel. */
-  if (!ended) rpc_stream_cancel(s->rpc);
+  /* Cancelled outside mu: on_end may run from inside wmux_watch_cancel. */
+  if (!ended) wmux_watch_cancel(s->watch);
 }
 
 /* Writes what the buffer holds. Returns -1 when the client is gone. */
@@ -379,7 +384,7 @@ static int sse_register(gw_sse *h, sse_stream *s) {
   return 0;
 }
 
-/* Takes one stream's news: new events, the call's end, the hand-over. */
+/* Takes one stream's news: new events, the watch's end, the hand-over. */
 static void sse_take(gw_sse *h, sse_stream *s) {
   pthread_mutex_lock(&h->mu);
   sse_item *items = s->q_head;
@@ -395,7 +400,7 @@ static void sse_take(gw_sse *h, sse_stream *s) {
     sse_items_free(items); /* the client is gone: nothing to deliver */
     /* Only the loop frees streams, so s is still there: cancel (again) here
      * rather than from the thread that closed it, which could race the free. */
-    if (!ended) rpc_stream_cancel(s->rpc);
+    if (!ended) wmux_watch_cancel(s->watch);
     return;
   }
   int drop = overflow || stopping || (!s->registered && sse_register(h, s) != 0);
@@ -406,7 +411,7 @@ static void sse_take(gw_sse *h, sse_stream *s) {
   if (ended && !drop && end.code != GRPC_STATUS_OK && end.code != GRPC_STATUS_CANCELLED &&
       end.code != GRPC_STATUS_UNAVAILABLE)
     log_warn("events: upstream stream ended: code %d (%s)", (int)end.code, end.message);
-  /* An ended call ends the client's stream too (after what could be
+  /* An ended watch ends the client's stream too (after what could be
    * written): it reconnects with its Last-Event-ID. */
   if (drop || ended) sse_close_client(h, s);
 }
@@ -519,7 +524,7 @@ static int64_t sse_token_expiry(const char *authz) {
 #endif
 }
 
-/* The error answer for a call that ended before its first event. */
+/* The error answer for a watch that ended before its first event. */
 static gw_result sse_reply_end(gw_req *r, gw_http *c, const rpc_status *st, int resumed) {
   if (st->code == GRPC_STATUS_INVALID_ARGUMENT)
     return resumed ? gw_reply_error(r, c, 400, GW_E_LAST_EVENT_ID)
@@ -529,7 +534,7 @@ static gw_result sse_reply_end(gw_req *r, gw_http *c, const rpc_status *st, int 
     return gw_reply_errors(r, c, 503, &code, 1, GW_SSE_RETRY_AFTER_S);
   }
   if (st->code != GRPC_STATUS_CANCELLED && st->code != GRPC_STATUS_UNAVAILABLE)
-    log_warn("events: WatchEvents failed at start: code %d (%s) request_id %s", (int)st->code,
+    log_warn("events: a watch failed at start: code %d (%s) request_id %s", (int)st->code,
              st->message, r->rid);
   return gw_reply_grpc(r, c, st->code, GW_E_NOT_FOUND, NULL);
 }
@@ -577,9 +582,9 @@ static void sse_adopt(void *arg, int fd) {
   if (wake) sse_kick(h);
 }
 
-/* Gives up a stream whose call was started but that gets no socket: freed
- * now when its call already ended, else handed to the loop, which cancels
- * the call and frees it after on_end. s must not be used afterwards. */
+/* Gives up a stream whose watch was started but that gets no socket: freed
+ * now when its watch already ended, else handed to the loop, which cancels
+ * the watch and frees it after on_end. s must not be used afterwards. */
 static void sse_abandon(gw_sse *h, sse_stream *s) {
   pthread_mutex_lock(&h->mu);
   s->phase = SSE_CLOSED;
@@ -608,14 +613,11 @@ int gw_sse_open(gw_sse *h, gw_req *r, gw_http *c) {
                            strcmp(code, GW_E_SHUTTING_DOWN) == 0 ? 1 : GW_SSE_RETRY_AFTER_S);
   s->expires_us = sse_token_expiry(gw_http_header(c, "Authorization", NULL));
 
-  Cruddur__Messages__V1__WatchEventsRequest req =
-      CRUDDUR__MESSAGES__V1__WATCH_EVENTS_REQUEST__INIT;
-  req.user_uuid = r->caller.uuid;
-  req.resume_token = (char *)(last != NULL ? last : "");
   rpc_status st;
-  s->rpc = rpc_stream_start(h->cfg.messages, &cruddur__messages__v1__messages_service__descriptor,
-                            "WatchEvents", &req.base, 0, r->rid, sse_on_msg, sse_on_end, s, &st);
-  if (s->rpc == NULL) {
+  /* The callbacks may run before this returns: they do not read s->watch,
+   * and the loop sees s only after the hand-over. */
+  s->watch = wmux_watch_start(h->mux, r->caller.uuid, last, sse_on_msg, sse_on_end, s, &st);
+  if (s->watch == NULL) {
     pthread_mutex_lock(&h->mu);
     s->ended = 1; /* no callback will ever run */
     sse_free_locked(h, s);
@@ -623,7 +625,7 @@ int gw_sse_open(gw_sse *h, gw_req *r, gw_http *c) {
     return sse_reply_end(r, c, &st, last != NULL);
   }
 
-  /* Wait for the first event, or the call's end, the deadline or the drain. */
+  /* Wait for the first event, or the watch's end, the deadline or the drain. */
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
   int64_t ns = until.tv_nsec + (h->cfg.handshake_ms % 1000) * 1000000;
@@ -679,6 +681,12 @@ int gw_sse_start(const gw_sse_config *cfg, gw_sse **out) {
   gw_sse *h = calloc(1, sizeof *h);
   if (h == NULL) return -1;
   h->cfg = *cfg;
+  /* The caps bound the watches: one per stream allocated (h->n <=
+   * max_streams), released before its stream is freed. */
+  if (wmux_new(cfg->messages, cfg->max_streams, &h->mux) != 0) {
+    free(h);
+    return -1;
+  }
   h->ep = epoll_create1(EPOLL_CLOEXEC);
   h->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
@@ -701,6 +709,7 @@ int gw_sse_start(const gw_sse_config *cfg, gw_sse **out) {
 fail:
   if (h->ep >= 0) close(h->ep);
   if (h->kick >= 0) close(h->kick);
+  wmux_free(h->mux, 0); /* no call was opened */
   free(h);
   return -1;
 }
@@ -724,12 +733,16 @@ int gw_sse_stop(gw_sse *h, int64_t until_us) {
     pthread_cond_timedwait(&h->cv, &h->mu, &t);
   }
   long left = h->n;
-  if (left == 0) h->exiting = 1;
   pthread_mutex_unlock(&h->mu);
   if (left > 0) {
-    log_warn("drain: %ld event stream(s) still waiting for their upstream call to end", left);
+    log_warn("drain: %ld event stream(s) still waiting for their watch to end", left);
     return -1;
   }
+  /* Every watch is released: end the WatchMany call. */
+  if (wmux_free(h->mux, until_us) != 0) return -1;
+  pthread_mutex_lock(&h->mu);
+  h->exiting = 1;
+  pthread_mutex_unlock(&h->mu);
   sse_kick(h);
   pthread_join(h->loop, NULL);
   for (int i = 0; i < SSE_USER_BUCKETS; i++)
@@ -751,4 +764,10 @@ long gw_sse_open_count(gw_sse *h) {
   long n = h->n;
   pthread_mutex_unlock(&h->mu);
   return n;
+}
+
+void gw_sse_upstream(gw_sse *h, long *watches, int *call_open, uint64_t *calls_opened) {
+  *watches = wmux_watch_count(h->mux);
+  *call_open = wmux_call_open(h->mux);
+  *calls_opened = wmux_calls_opened(h->mux);
 }

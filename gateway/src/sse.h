@@ -1,16 +1,16 @@
 /* sse.h - GET /api/events: live events as server-sent events (sse.c).
  *
- * Each SSE stream is one messages-svc WatchEvents call (rpc_stream_start).
- * The request's own connection thread does the handshake: it checks the
- * caps, starts the call and waits for its first event (or its error, which
- * it answers as JSON like any route). Then the socket leaves the HTTP
+ * Each SSE stream is one watch (wmux.c) on the process's one messages-svc
+ * WatchMany call. The request's own connection thread does the handshake:
+ * it checks the caps, starts the watch and waits for its first event (or
+ * its error, which it answers as JSON like any route). Then the socket leaves the HTTP
  * server (gw_http_stream) for the hub's one event-loop thread, which holds
  * every stream: non-blocking writes, a bounded output buffer per stream, a
  * keep-alive comment, the token's expiry, and the drain. No thread per
  * stream.
  *
- * Events cross from the channel's thread (the rpc callbacks, which must not
- * block) to the loop through a per-stream queue under the hub's mutex and
+ * Events cross from the channel's thread (the watch callbacks, which must
+ * not block) to the loop through a per-stream queue under the hub's mutex and
  * an eventfd; see sse.c for who owns what when.
  */
 #ifndef GW_SSE_H
@@ -46,7 +46,7 @@ struct gw_http;
 typedef struct gw_sse gw_sse;
 
 typedef struct gw_sse_config {
-  rpc_channel *messages;  /* reference: WatchEvents goes here; outlives the hub */
+  rpc_channel *messages;  /* reference: the WatchMany call goes here; outlives the hub */
   long max_streams;       /* open streams in this process (503 above) */
   long max_per_user;      /* open streams of one user (429 above) */
   int64_t keepalive_us;   /* a comment line after this long without a write */
@@ -63,17 +63,22 @@ int gw_sse_start(const gw_sse_config *cfg, gw_sse **out);
 int gw_sse_open(gw_sse *h, struct gw_req *r, struct gw_http *c);
 
 /* Drain: from now on new streams answer 503 `shutting_down`, and every
- * open stream is ended (its socket closed, its call cancelled), so clients
+ * open stream is ended (its socket closed, its watch cancelled), so clients
  * reconnect to another replica. Returns at once. */
 void gw_sse_quiesce(gw_sse *h);
 
-/* Waits (until `until_us`, ts_mono_us clock) for every stream's call to
- * end, then stops the loop and frees the hub: returns 0. Returns -1 and
- * leaves the hub allocated when calls are still running (their callbacks
- * still point into it). No gw_sse_open may be running or start. */
+/* Waits (until `until_us`, ts_mono_us clock) for every stream's watch to
+ * end, ends the WatchMany call, then stops the loop and frees the hub:
+ * returns 0. Returns -1 and leaves the hub allocated when watches or the
+ * call are still running (their callbacks still point into it). No
+ * gw_sse_open may be running or start. */
 int gw_sse_stop(gw_sse *h, int64_t until_us);
 
 /* Streams open now (for /metrics). */
 long gw_sse_open_count(gw_sse *h);
+
+/* For /metrics: watches not yet ended, whether the WatchMany call is open,
+ * and how many WatchMany calls were opened since the start. */
+void gw_sse_upstream(gw_sse *h, long *watches, int *call_open, uint64_t *calls_opened);
 
 #endif

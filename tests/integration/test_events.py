@@ -11,11 +11,15 @@ gateways, real Cognito access tokens.
     clients lose nothing after resuming on the other gateway;
   - hostile: malformed Last-Event-ID, another user's token, floods past the
     per-user and total caps: 400/429/503 with JSON bodies, never a 5xx for a
-    client's mistake, never a hang.
+    client's mistake, never a hang;
+  - every stream of a gateway rides one WatchMany call: streams of many
+    users share it, closing one leaves the others delivering, and SIGTERM
+    to the replica under it loses nothing once the streams resume.
 """
 import http.client
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -381,16 +385,21 @@ class EventsTest(unittest.TestCase):
             posted.append(m["uuid"])
         for who, lid in (("bayko", last[0]), ("andrewbrown", last[1])):
             sse = self.open(self.gw_a, who, last_id=lid)
-            got = []
-            while set(posted) - set(got):
-                ev = sse.next_event(CROSS_S)
-                self.assertIsNotNone(ev, "missing after resume: %s" % (set(posted) - set(got)))
-                self.assertNotEqual(ev["event"], "resync")
-                if ev["event"] == "message":
-                    got.append(ev["data"]["uuid"])
-            self.assertEqual(len(got), len(set(got)))
+            self.assert_gets_each_once(sse, posted)
             sse.close()
         self.start_gateway_b()
+
+    def assert_gets_each_once(self, sse, posted):
+        """A resumed stream: every message of `posted` arrives, none twice,
+        and no resync (the position was known)."""
+        got = []
+        while set(posted) - set(got):
+            ev = sse.next_event(CROSS_S)
+            self.assertIsNotNone(ev, "missing after resume: %s" % (set(posted) - set(got)))
+            self.assertNotEqual(ev["event"], "resync")
+            if ev["event"] == "message":
+                got.append(ev["data"]["uuid"])
+        self.assertEqual(len(got), len(set(got)), "repeated events")
 
     def test_d2_stream_ends_when_the_token_expires(self):
         """A token that expires in 3 s (signed with cognito-local's key): the
@@ -488,6 +497,135 @@ class EventsTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertTrue(_http_ok(self.gw_a + "/healthz"))
         self.open(self.gw_a, "bayko")
+
+    # ---- many streams on one upstream call (gateway/src/wmux.c) -----------------
+    def metrics(self, base):
+        """The gateway's event-stream figures from /metrics, as ints."""
+        conn = http.client.HTTPConnection(base.split("//")[1], timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        out = {}
+        for name in ("gateway_sse_streams", "gateway_sse_watches", "gateway_sse_upstream_calls",
+                     "gateway_sse_upstream_calls_total"):
+            m = re.search(r"^%s (\d+)$" % name, text, re.M)
+            self.assertIsNotNone(m, "%s missing from /metrics" % name)
+            out[name] = int(m.group(1))
+        return out
+
+    def wait_metric(self, base, name, want, timeout=5):
+        deadline = time.time() + timeout
+        while True:
+            got = self.metrics(base)
+            if got[name] == want or time.time() > deadline:
+                self.assertEqual(got[name], want, got)
+                return got
+            time.sleep(0.05)
+
+    def test_l_streams_of_many_users_share_one_upstream_call(self):
+        """Streams of three users on gateway A ride one WatchMany call: the
+        gateway opens no call per stream, and each stream still gets its
+        own user's events."""
+        time.sleep(0.5)  # streams of earlier tests are gone
+        before = self.wait_metric(self.gw_a, "gateway_sse_watches", 0)
+        mark = self.s.log_mark("messages-svc")
+        streams = {who: [self.open(self.gw_a, who) for _ in range(3)] for who in USERS}
+        for group in streams.values():
+            for sse in group:
+                self.assertEqual(sse.next_event(5)["event"], "ready")
+        got = self.metrics(self.gw_a)
+        self.assertEqual(got["gateway_sse_streams"], 9, got)
+        self.assertEqual(got["gateway_sse_watches"], 9, got)
+        self.assertEqual(got["gateway_sse_upstream_calls"], 1, got)
+        # At most the one call this test needed, whatever the earlier tests left.
+        self.assertLessEqual(got["gateway_sse_upstream_calls_total"],
+                             before["gateway_sse_upstream_calls_total"] + 1, got)
+        text = "shared " + uuid.uuid4().hex
+        st, m = self.post(self.gw_a, "andrewbrown", {"message": text, "message_group_uuid": self.group})
+        self.assertEqual(st, 200, m)
+        for who in ("andrewbrown", "bayko"):  # both are in the conversation
+            for sse in streams[who]:
+                self.wait_for(sse, lambda e: e["event"] == "message" and e["data"]["uuid"] == m["uuid"])
+        for sse in streams["londo"]:  # not in it: nothing of it
+            ev = sse.next_event(1.5)
+            self.assertTrue(ev is None or ev["data"].get("uuid") != m["uuid"], ev)
+        # messages-svc's side: the streams' ends made no call end there (it
+        # logs each call as it ends; a WatchEvents call per stream would).
+        for group in streams.values():
+            for sse in group:
+                sse.close()
+        self.wait_metric(self.gw_a, "gateway_sse_watches", 0)
+        time.sleep(0.5)
+        with open(self.s.log_path("messages-svc"), "rb") as f:
+            f.seek(mark)
+            ended = [ln for ln in f.read().decode("utf-8", "replace").splitlines()
+                     if "MessagesService/Watch" in ln]
+        self.assertEqual(ended, [], "calls ended upstream when streams closed")
+
+    def test_m_closing_one_stream_leaves_the_others_delivering(self):
+        """A stream closed by its client ends its watch only: the other
+        streams on the call, of the same user too, keep delivering."""
+        time.sleep(0.5)
+        self.wait_metric(self.gw_a, "gateway_sse_watches", 0)
+        a1, a2, b1 = (self.open(self.gw_a, w) for w in ("bayko", "bayko", "andrewbrown"))
+        for sse in (a1, a2, b1):
+            self.assertEqual(sse.next_event(5)["event"], "ready")
+        calls = self.metrics(self.gw_a)["gateway_sse_upstream_calls_total"]
+        a1.close()
+        self.wait_metric(self.gw_a, "gateway_sse_watches", 2)
+        for i in range(3):
+            st, m = self.post(self.gw_a, "andrewbrown",
+                              {"message": "after close %d" % i, "message_group_uuid": self.group})
+            self.assertEqual(st, 200, m)
+            for sse in (a2, b1):
+                self.wait_for(sse, lambda e: e["event"] == "message" and e["data"]["uuid"] == m["uuid"])
+        got = self.metrics(self.gw_a)
+        self.assertEqual(got["gateway_sse_upstream_calls_total"], calls, "a call was reopened")
+        self.assertEqual(got["gateway_sse_upstream_calls"], 1, got)
+
+    def test_n_messages_svc_sigterm_nothing_lost(self):
+        """SIGTERM to replica B with streams open on gateway B: its WatchMany
+        call ends (UNAVAILABLE), so every stream on it ends promptly; while
+        the replica is down a new stream is refused 503; once it is back,
+        streams resumed with Last-Event-ID on gateway B get every message
+        posted meanwhile (through A), once, without a resync, on a new call."""
+        streams = [self.open(self.gw_b, who) for who in ("bayko", "andrewbrown", "bayko")]
+        last = [sse.next_event(5)["id"] for sse in streams]
+        calls = self.metrics(self.gw_b)["gateway_sse_upstream_calls_total"]
+        t0 = time.time()
+        code = self.s.terminate("messages-svc-2")
+        for sse in streams:
+            with self.assertRaises(EOFError):
+                while sse.next_event(5) is not None:
+                    pass
+        self.assertLess(time.time() - t0, 12.0, "streams not ended within the replica's drain")
+        self.assertEqual(code, 0, self.s.tail("messages-svc-2", 40))
+        self.wait_metric(self.gw_b, "gateway_sse_upstream_calls", 0)
+        posted = []
+        try:
+            for i in range(8):
+                st, m = self.post(self.gw_a, ("andrewbrown", "bayko")[i % 2],
+                                  {"message": "replica down %d" % i, "message_group_uuid": self.group})
+                self.assertEqual(st, 200, m)
+                posted.append(m["uuid"])
+            down = Sse(self.gw_b, self.tokens["bayko"], last_id=last[0])
+            self.assertEqual(down.status, 503, down.body)
+            self.assertIn("retry-after", down.headers)
+        finally:
+            self.s.messages_replica(2, env=None)
+        for who, lid in (("bayko", last[0]), ("andrewbrown", last[1]), ("bayko", last[2])):
+            deadline = time.time() + 10
+            while True:  # the gateway may still be in its reconnect backoff
+                sse = Sse(self.gw_b, self.tokens[who], last_id=lid)
+                if sse.status != 503 or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(sse.status, 200, sse.body)
+            self.addCleanup(sse.close)
+            self.assert_gets_each_once(sse, posted)
+        got = self.metrics(self.gw_b)
+        self.assertEqual(got["gateway_sse_upstream_calls"], 1, got)
+        self.assertGreater(got["gateway_sse_upstream_calls_total"], calls, got)
 
 
 def _http_ok(url, timeout=2.0):
