@@ -403,17 +403,21 @@ void rpc__sstream_run(rpc_call *c) {
     rpc__call_finish(c, refused, why);
     return;
   }
+  /* Set before the close watch starts: on a call the client already
+   * cancelled, the watch completes at once on the poller, which must then
+   * leave the done callback to the end of the handler (maybe_done_locked),
+   * not run it before the handler could set one. No lock: the poller cannot
+   * see s before start_close_watch. */
+  s->handler_running = 1;
   if (start_close_watch(s) != 0) {
     log_error("rpc: cannot start stream %s", c->method->path);
+    s->handler_running = 0;
     s->final_code = GRPC_STATUS_INTERNAL;
     s->dead = 1; /* nothing can be sent on it */
     rpc_sstream_release(s); /* frees: no batch outstanding */
     return;
   }
 
-  pthread_mutex_lock(&s->mu);
-  s->handler_running = 1;
-  pthread_mutex_unlock(&s->mu);
   c->status_msg = NULL;
   grpc_status_code code = c->method->stream_handler(c, req, s);
   if ((int)code < 0 || (int)code > GRPC_STATUS_UNAUTHENTICATED) code = GRPC_STATUS_UNKNOWN;

@@ -67,7 +67,8 @@ static int send_event(rpc_sstream *s, int i) {
   return rpc_sstream_send(s, &ev.base);
 }
 
-/* user_uuid: "count:N" sends N events and ends OK; "hold" keeps the stream
+/* user_uuid: "count:N" sends N events and ends OK; "sleep:MS" holds a worker
+ * that long and refuses; "hold" keeps the stream
  * in g_held; "fail" refuses with INVALID_ARGUMENT; "burst:N" sends N at once
  * without waiting, counting FULL answers, then ends OK. */
 static grpc_status_code h_watch(rpc_call *call, const ProtobufCMessage *req_,
@@ -87,6 +88,10 @@ static grpc_status_code h_watch(rpc_call *call, const ProtobufCMessage *req_,
     for (int i = 0; i < n; i++)
       if (send_event(s, i) == RPC_SSTREAM_FULL) atomic_fetch_add(&g_full_seen, 1);
     return GRPC_STATUS_OK;
+  }
+  if (strncmp(u, "sleep:", 6) == 0) { /* occupies a worker, then refuses */
+    sleep_ms(atoi(u + 6));
+    return rpc_call_fail(call, GRPC_STATUS_ABORTED, "test: slept");
   }
   if (strcmp(u, "hold") == 0) {
     pthread_mutex_lock(&g_mu);
@@ -362,6 +367,51 @@ static void test_client_cancel(rpc_channel *ch) {
   col_destroy(&c);
 }
 
+/* A stream the client cancelled before a worker ran its handler: the close
+ * watch completes at once, racing the worker into the handler. The done
+ * callback must still come (it was lost when the close won that race), or
+ * the handler's reference leaks and the drain waits for it for ever. */
+static void test_cancel_before_handler(rpc_channel *ch) {
+  enum { K = 150 };
+  collector busy[2], c[K];
+  rpc_stream *bs[2], *s[K];
+  rpc_status st;
+  atomic_store(&g_done_calls, 0);
+  int started0 = atomic_load(&g_handler_started);
+  for (int i = 0; i < 2; i++) { /* both workers asleep: the holds queue */
+    col_init(&busy[i]);
+    bs[i] = watch(ch, "sleep:400", 0, &busy[i], &st);
+  }
+  sleep_ms(50);
+  for (int i = 0; i < K; i++) {
+    col_init(&c[i]);
+    s[i] = watch(ch, "hold", 0, &c[i], &st);
+    CHECK(s[i] != NULL);
+  }
+  sleep_ms(100); /* accepted by the server, waiting for a worker */
+  for (int i = 0; i < K; i++) rpc_stream_cancel(s[i]);
+  for (int i = 0; i < 2; i++) CHECK(col_wait(&busy[i], is_ended, 5000));
+  for (int i = 0; i < K; i++) CHECK(col_wait(&c[i], is_ended, 5000));
+  /* Every hold handler that ran took a reference: each gets its done. */
+  int64_t t0 = now_ms();
+  int ran = 0;
+  while (now_ms() - t0 < 5000) {
+    ran = atomic_load(&g_handler_started) - started0 - 2;
+    if (atomic_load(&g_done_calls) >= ran) break;
+    sleep_ms(10);
+  }
+  fprintf(stderr, "sstream_test: %d of %d cancelled streams reached the handler\n", ran, K);
+  CHECK(atomic_load(&g_done_calls) == ran);
+  for (int i = 0; i < 2; i++) {
+    rpc_stream_release(bs[i]);
+    col_destroy(&busy[i]);
+  }
+  for (int i = 0; i < K; i++) {
+    rpc_stream_release(s[i]);
+    col_destroy(&c[i]);
+  }
+}
+
 /* The deadline ends a held stream on both sides. */
 static void test_deadline(rpc_channel *ch) {
   collector c;
@@ -532,6 +582,7 @@ int main(void) {
   test_order(ch);
   test_backpressure(ch);
   test_client_cancel(ch);
+  test_cancel_before_handler(ch);
   test_deadline(ch);
   test_push(ch);
   test_health_watch(ch);
