@@ -520,6 +520,27 @@ int store_groups_moved(store *s, const char *owner, const char *after, int limit
   return query_after(s, STORE_LSI, pk, "last_sk", after, limit, deadline, resp, err);
 }
 
+int store_groups_moved_table(store *s, const char *owner, const char *after, const char *start_sk,
+                             int limit, int64_t deadline, cJSON **resp, aws_error *err) {
+  char pk[KEYS_PK_MAX + 1];
+  keys_pk("GRP#", owner, pk);
+  cJSON *b = body_new(s);
+  int bad = b == NULL;
+  if (b) {
+    bad |= cJSON_AddStringToObject(b, "KeyConditionExpression", "pk = :pk") == NULL;
+    bad |= cJSON_AddStringToObject(b, "FilterExpression", "last_sk > :after") == NULL;
+    cJSON *v = add_obj(b, "ExpressionAttributeValues");
+    bad |= v == NULL || store_add_s(v, ":pk", pk) != 0 || store_add_s(v, ":after", after) != 0;
+    bad |= cJSON_AddBoolToObject(b, "ConsistentRead", 1) == NULL;
+    bad |= cJSON_AddNumberToObject(b, "Limit", limit) == NULL;
+    if (start_sk != NULL && start_sk[0] != '\0') {
+      cJSON *k = add_obj(b, "ExclusiveStartKey");
+      bad |= k == NULL || store_add_s(k, "pk", pk) != 0 || store_add_s(k, "sk", start_sk) != 0;
+    }
+  }
+  return run(s, "Query", b, bad, deadline, resp, err);
+}
+
 int store_messages_after(store *s, const char *group, const char *after, int limit,
                          int64_t deadline, cJSON **resp, aws_error *err) {
   char pk[KEYS_PK_MAX + 1];

@@ -136,6 +136,14 @@ int store_groups_query(store *s, const char *owner, int limit, const char *start
  * greater. *resp as for the queries above. */
 int store_groups_moved(store *s, const char *owner, const char *after, int limit,
                        int64_t deadline, cJSON **resp, aws_error *err);
+/* The same rows read from the table itself: one page of owner's rows in
+ * group order (Limit `limit` rows examined), only those with last_sk >
+ * after. Each row is one item there, never missing while it moves (as an
+ * LSI entry briefly is on dynalite, which deletes the old entry before it
+ * puts the new one). start_sk: the previous page's LastEvaluatedKey sk, or
+ * NULL. *resp as above. */
+int store_groups_moved_table(store *s, const char *owner, const char *after, const char *start_sk,
+                             int limit, int64_t deadline, cJSON **resp, aws_error *err);
 int store_messages_after(store *s, const char *group, const char *after, int limit,
                          int64_t deadline, cJSON **resp, aws_error *err);
 

@@ -23,9 +23,13 @@
  * Sharing. Streams of one user on this replica share one wuser: one Query
  * of the rows moved since the lowest `low` of its streams, then, per moved
  * row, one Query of its messages above that bound. Each stream filters what
- * is new to it. Results go out through rpc_sstream_send (never blocks); what
- * a stream's queue has no room for waits for a poll 50 ms later (deliver).
- * A queue that stays full for 10 s ends the stream with RESOURCE_EXHAUSTED; it resumes.
+ * is new to it. A row the previous poll (or a resume) read above low and
+ * the LSI no longer shows is moving on dynalite (its entry deleted, not yet
+ * put again): that poll reads the rows from the table instead
+ * (rows_missing). Results go out through rpc_sstream_send (never blocks);
+ * what a stream's queue has no room for waits for a poll 50 ms later
+ * (deliver). A queue that stays full for 10 s ends the stream with
+ * RESOURCE_EXHAUSTED; it resumes.
  *
  * Threads: a few poller threads (WATCH_POLLERS) do every DynamoDB read of
  * live streams, each taking a batch of due users (a user is polled by one
@@ -57,6 +61,7 @@
 #define WATCH_BUSY_MS 1000                      /* poll interval while things move */
 #define WATCH_IDLE_MS 5000                      /* after a minute of quiet */
 #define WATCH_ROWS_LIMIT 100                    /* rows per Query */
+#define WATCH_TABLE_PAGE 1000                   /* rows examined per Query of the table */
 #define WATCH_MSGS_LIMIT 200                    /* messages per Query page */
 #define WATCH_ROW_READ_MAX 1024                 /* messages read per conversation per read */
 #define WATCH_READ_MAX 20000                    /* messages read per read, all conversations */
@@ -295,17 +300,64 @@ static int read_msgs(store *st, const char *group, const char *after, const char
   }
 }
 
-/* Rows of `user` moved above `low` (one Query page: more than
- * WATCH_ROWS_LIMIT rows set out->truncated), and for each its messages
- * above `low`, paged (read_msgs; `stop` as there). A conversation cut at
- * the read cap sets out->upto to the lowest such last sk: merge() leaves
- * anything above it to the next poll, so a stream's position never passes
- * a message that was not read. Returns STORE_OK or STORE_ERR. */
-static int read_moved(store *st, const char *user, const char *low, const char *stop,
+/* Rows of `user` moved above `low` read from the table, not the LSI: every
+ * row of the user, page after page, keeping those above low, into one
+ * answer (*rows, caller owns) shaped as the LSI's, with a LastEvaluatedKey
+ * when more than WATCH_ROWS_LIMIT moved. On the table a row is one item,
+ * never missing while it moves, as its LSI entry is for a moment on
+ * dynalite (which deletes the old entry, then puts the new one). It costs a
+ * read of all the user's rows, so only a read that the LSI answered short
+ * uses it (resume_once, poll_user). */
+static int rows_from_table(store *st, const char *user, const char *low, int64_t deadline,
+                           cJSON **rows, aws_error *err) {
+  char start[64] = "";
+  *rows = NULL;
+  for (;;) {
+    cJSON *page = NULL;
+    if (store_groups_moved_table(st, user, low, start, WATCH_TABLE_PAGE, deadline, &page, err) !=
+        STORE_OK) {
+      cJSON_Delete(*rows);
+      *rows = NULL;
+      return STORE_ERR;
+    }
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(page, "LastEvaluatedKey"),
+                                         "sk"),
+        "S");
+    int more = cJSON_IsString(next) && strlen(next->valuestring) < sizeof start;
+    if (more) memcpy(start, next->valuestring, strlen(next->valuestring) + 1);
+    if (*rows == NULL) {
+      *rows = page;
+      cJSON_DeleteItemFromObjectCaseSensitive(page, "LastEvaluatedKey");
+    } else { /* move the page's rows to the end of the first answer's */
+      cJSON *all = cJSON_GetObjectItemCaseSensitive(*rows, "Items"), *it;
+      while ((it = cJSON_DetachItemFromArray(cJSON_GetObjectItemCaseSensitive(page, "Items"), 0)) !=
+             NULL)
+        cJSON_AddItemToArray(all, it);
+      cJSON_Delete(page);
+    }
+    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(*rows, "Items")) > WATCH_ROWS_LIMIT) {
+      cJSON_AddTrueToObject(*rows, "LastEvaluatedKey"); /* more than a resume checks */
+      return STORE_OK;
+    }
+    if (!more) return STORE_OK;
+  }
+}
+
+/* Rows of `user` moved above `low` (one LSI Query page, or with `table`
+ * rows_from_table: more than WATCH_ROWS_LIMIT rows set out->truncated), and
+ * for each its messages above `low`, paged (read_msgs; `stop` as there). A
+ * conversation cut at the read cap sets out->upto to the lowest such last
+ * sk: merge() leaves anything above it to the next poll, so a stream's
+ * position never passes a message that was not read. Returns STORE_OK or
+ * STORE_ERR. */
+static int read_moved(store *st, const char *user, const char *low, const char *stop, int table,
                       int64_t deadline, poll_result *out, aws_error *err) {
   memset(out, 0, sizeof *out);
   cJSON *rows = NULL;
-  if (store_groups_moved(st, user, low, WATCH_ROWS_LIMIT, deadline, &rows, err) != STORE_OK)
+  if ((table ? rows_from_table(st, user, low, deadline, &rows, err)
+             : store_groups_moved(st, user, low, WATCH_ROWS_LIMIT, deadline, &rows, err)) !=
+      STORE_OK)
     return STORE_ERR;
   const cJSON *items = cJSON_GetObjectItemCaseSensitive(rows, "Items");
   out->truncated = cJSON_GetObjectItemCaseSensitive(rows, "LastEvaluatedKey") != NULL;
@@ -489,6 +541,7 @@ static void user_unlink_free(watch_hub *h, wuser *u) {
     }
   }
   h->n_users--;
+  free(u->rows);
   free(u);
 }
 
@@ -548,10 +601,71 @@ static void user_low(const wuser *u, char out[28]) {
   }
 }
 
+/* Whether r (read through the LSI) lacks a row the previous poll of u read
+ * above low. A row's last_sk only grows, so such a row is still above low:
+ * the index did not show it (dynalite deletes an entry before it puts the
+ * moved one). Delivering this poll would move the streams past that
+ * conversation's new messages, all of them late then, more than a resume
+ * can recognise. A cut answer (more than one Query page) is not checked. */
+static int rows_missing(const wuser *u, const poll_result *r, const char *low) {
+  if (r->truncated) return 0;
+  for (uint32_t i = 0; i < u->n_rows; i++) {
+    if (strcmp(u->rows[i].last_sk, low) <= 0) continue;
+    size_t j = 0;
+    while (j < r->n && strcmp(r->v[j].row.group, u->rows[i].group) != 0) j++;
+    if (j == r->n) return 1;
+  }
+  return 0;
+}
+
+/* Adds row (group, last_sk) to *v (n entries, room for *cap; at most
+ * WATCH_ROWS_LIMIT, as many as one LSI read shows), or raises its last_sk
+ * when there. Full or out of memory: it is not added (rows_missing then
+ * cannot check it; nothing else depends on it). */
+static void rows_add(wrow **v, uint32_t *n, uint32_t *cap, const char *group, const char *last_sk) {
+  for (uint32_t i = 0; i < *n; i++) {
+    if (strcmp((*v)[i].group, group) == 0) {
+      if (strcmp(last_sk, (*v)[i].last_sk) > 0)
+        snprintf((*v)[i].last_sk, sizeof(watch_sk), "%s", last_sk);
+      return;
+    }
+  }
+  if (*n == WATCH_ROWS_LIMIT) return;
+  if (*n == *cap) {
+    uint32_t c = *cap ? *cap * 2 : 4;
+    wrow *g = realloc(*v, c * sizeof *g);
+    if (g == NULL) return;
+    *v = g;
+    *cap = c;
+  }
+  snprintf((*v)[*n].group, sizeof (*v)->group, "%s", group);
+  snprintf((*v)[*n].last_sk, sizeof(watch_sk), "%s", last_sk);
+  (*n)++;
+}
+
+/* Keeps r's rows in u for the next poll's rows_missing. */
+static void rows_keep(wuser *u, const poll_result *r) {
+  u->n_rows = 0;
+  for (size_t i = 0; i < r->n; i++)
+    rows_add(&u->rows, &u->n_rows, &u->cap_rows, r->v[i].row.group, r->v[i].row.last_sk);
+}
+
 static void poll_user(watch_hub *h, wuser *u, const char *low) {
   poll_result r;
   aws_error err;
-  int rc = read_moved(h->st, u->uuid, low, NULL, ts_mono_us() + WATCH_IO_BUDGET_US, &r, &err);
+  int64_t deadline = ts_mono_us() + WATCH_IO_BUDGET_US;
+  int rc = read_moved(h->st, u->uuid, low, NULL, 0, deadline, &r, &err);
+  if (rc == STORE_OK && rows_missing(u, &r, low)) { /* the table holds each row as one item */
+    result_free(&r);
+    rc = read_moved(h->st, u->uuid, low, NULL, 1, deadline, &r, &err);
+    /* More rows than one read holds: deliver none of them (some would pass
+     * the others' messages) and read again at once. */
+    if (rc == STORE_OK && r.truncated) {
+      result_free(&r);
+      r.truncated = 1;
+    }
+  }
+  if (rc == STORE_OK && (r.n > 0 || !r.truncated)) rows_keep(u, &r);
   pthread_mutex_lock(&h->mu);
   int64_t now = ts_mono_us();
   if (rc != STORE_OK) {
@@ -634,6 +748,7 @@ wstream *watch__new(watch_hub *h) {
 
 void watch__free(wstream *ws) {
   if (ws == NULL) return;
+  free(ws->rows);
   free(ws->seen);
   free(ws);
 }
@@ -701,6 +816,35 @@ static int match_window(sk_t *v, size_t n, const watch_pos *p, size_t late[WATCH
   return 0;
 }
 
+/* The sks of the token's window (low, cur] as stored now, into v (room
+ * for WATCH_SEEN_MAX + WATCH_LATE_MAX), rows from the LSI or the table
+ * (read_moved). Returns 1 with *n, 0 when the window holds more than a
+ * token can be checked against, or -1 when DynamoDB failed (*err). */
+static int window_read(watch_hub *h, const char *user, const watch_pos *p, int table,
+                       int64_t deadline, wstream *ws, sk_t *v, size_t *n, aws_error *err) {
+  poll_result r;
+  /* The window (low, cur] only: a conversation's paging stops past cur. */
+  if (read_moved(h->st, user, p->low, p->cur, table, deadline, &r, err) != STORE_OK) return -1;
+  int ok = !r.truncated;
+  *n = 0;
+  for (size_t i = 0; i < r.n; i++) /* for its user's next poll (watch__attach_locked) */
+    rows_add(&ws->rows, &ws->n_rows, &ws->cap_rows, r.v[i].row.group, r.v[i].row.last_sk);
+  for (size_t i = 0; i < r.n && ok; i++) {
+    const cJSON *item;
+    store_msg_view mv;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(r.v[i].msgs, "Items")) {
+      if (store_msg_view_of(item, &mv) != 0 || strcmp(mv.sk, p->cur) > 0) continue;
+      if (*n == WATCH_SEEN_MAX + WATCH_LATE_MAX) {
+        ok = 0;
+        break;
+      }
+      snprintf(v[(*n)++], sizeof(sk_t), "%s", mv.sk);
+    }
+  }
+  result_free(&r);
+  return ok;
+}
+
 /* Re-reads the window of a token. Returns 0 with ws positioned right after
  * the token's event, 1 when it does not match (yet), 2 when it can never be
  * honoured (*why says why for both), or -1
@@ -718,25 +862,18 @@ static int resume_once(watch_hub *h, const char *user, const watch_pos *p, int64
     *why = "too many events in the token's window";
     return 2;
   }
-  poll_result r;
-  /* The window (low, cur] only: a conversation's paging stops past cur. */
-  if (read_moved(h->st, user, p->low, p->cur, deadline, &r, err) != STORE_OK) return -1;
   sk_t *v = malloc((WATCH_SEEN_MAX + WATCH_LATE_MAX) * sizeof *v);
   size_t n = 0;
-  int ok = v != NULL && !r.truncated;
-  for (size_t i = 0; i < r.n && ok; i++) {
-    const cJSON *item;
-    store_msg_view mv;
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(r.v[i].msgs, "Items")) {
-      if (store_msg_view_of(item, &mv) != 0 || strcmp(mv.sk, p->cur) > 0) continue;
-      if (n == WATCH_SEEN_MAX + WATCH_LATE_MAX) {
-        ok = 0;
-        break;
-      }
-      snprintf(v[n++], sizeof(sk_t), "%s", mv.sk);
-    }
+  int ok = v == NULL ? 0 : window_read(h, user, p, 0, deadline, ws, v, &n, err);
+  /* Messages are never deleted and a row's last_sk only grows, so fewer
+   * than the token counted means a row the LSI did not show: on dynalite an
+   * index entry is deleted before its new one is put, for as long as a
+   * loaded machine takes. The table holds each row as one item. */
+  if (ok == 1 && n < p->count) ok = window_read(h, user, p, 1, deadline, ws, v, &n, err);
+  if (ok < 0) {
+    free(v);
+    return -1;
   }
-  result_free(&r);
   size_t late[WATCH_LATE_MAX], n_late = 0;
   ok = ok && match_window(v, n, p, late, &n_late) == 0;
   if (ok) {
@@ -757,8 +894,8 @@ static int resume_once(watch_hub *h, const char *user, const watch_pos *p, int64
 }
 
 /* A mismatch may be a write in flight (a message stored, its row not yet
- * moved; on dynalite also an index entry being rewritten): look again
- * shortly before giving up with a resync. */
+ * moved): look again shortly before giving up with a resync. (A row the
+ * LSI did not show is read from the table at once: resume_once.) */
 static int resume(watch_hub *h, const char *user, const watch_pos *p, int64_t deadline,
                   wstream *ws, const char **why, aws_error *err) {
   int rc = 1;
@@ -840,6 +977,13 @@ grpc_status_code watch__attach_locked(watch_hub *h, const char *user, wstream *w
     }
   }
   if (*why != NULL) return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  /* What its resume read guards the user's next poll too (rows_missing),
+   * unless a poller holds the rows now. */
+  for (uint32_t i = 0; i < ws->n_rows && !u->polling; i++)
+    rows_add(&u->rows, &u->n_rows, &u->cap_rows, ws->rows[i].group, ws->rows[i].last_sk);
+  free(ws->rows);
+  ws->rows = NULL;
+  ws->n_rows = ws->cap_rows = 0;
   ws->u = u;
   ws->next = u->streams;
   u->streams = ws;

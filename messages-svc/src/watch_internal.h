@@ -18,6 +18,12 @@ typedef char watch_sk[KEYS_MSG_SK_LEN + 1];
 
 struct wmany;
 
+/* A group row a poll read, with its last_sk then. */
+typedef struct wrow {
+  char group[37];
+  watch_sk last_sk;
+} wrow;
+
 typedef struct wstream {
   struct watch_hub *h; /* reference */
   /* Where events go; NULL until the watch is attached to its user. For
@@ -38,6 +44,10 @@ typedef struct wstream {
   uint32_t n_seen, cap_seen;
   int overflow;    /* seen dropped an entry: tokens cannot be verified */
   int64_t held_us; /* monotonic: since when its queue had no room (0: it had) */
+  /* The rows its resume read (owned): its user's poller learns them at
+   * attach (rows_missing), then they are freed. */
+  wrow *rows;
+  uint32_t n_rows, cap_rows;
 } wstream;
 
 typedef struct wuser {
@@ -47,6 +57,10 @@ typedef struct wuser {
   int64_t due_us;   /* monotonic: next poll */
   int64_t moved_us; /* monotonic: last time something was delivered */
   int polling;      /* the poller works on it without the lock */
+  /* The rows the last poll read (owned; at most WATCH_ROWS_LIMIT). Only the
+   * thread polling this user (polling set) touches them, without the lock. */
+  wrow *rows;
+  uint32_t n_rows, cap_rows;
   struct wuser *next;
 } wuser;
 
