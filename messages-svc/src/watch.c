@@ -527,16 +527,38 @@ static int deliver(watch_hub *h, wstream *ws, const poll_result *r, const cand *
  * Users and the poller
  * ==================================================================== */
 
+/* FNV-1a: uuids are assigned by users-svc (random), not chosen by callers,
+ * so an unkeyed hash cannot be steered into one chain. */
+static size_t user_bucket(const watch_hub *h, const char *uuid) {
+  uint64_t x = 14695981039346656037ULL;
+  for (; *uuid; uuid++) x = (x ^ (unsigned char)*uuid) * 1099511628211ULL;
+  return (size_t)(x ^ (x >> 32)) & h->ub_mask;
+}
+
 static wuser *user_find(watch_hub *h, const char *uuid) {
-  for (wuser *u = h->users; u != NULL; u = u->next)
+  for (wuser *u = h->ub[user_bucket(h, uuid)]; u != NULL; u = u->hnext)
     if (strcmp(u->uuid, uuid) == 0) return u;
   return NULL;
 }
 
+static void user_link(watch_hub *h, wuser *u) {
+  u->prev = NULL;
+  u->next = h->users;
+  if (h->users != NULL) h->users->prev = u;
+  h->users = u;
+  wuser **b = &h->ub[user_bucket(h, u->uuid)];
+  u->hnext = *b;
+  *b = u;
+  h->n_users++;
+}
+
 static void user_unlink_free(watch_hub *h, wuser *u) {
-  for (wuser **pp = &h->users; *pp != NULL; pp = &(*pp)->next) {
+  if (u->prev != NULL) u->prev->next = u->next;
+  else h->users = u->next;
+  if (u->next != NULL) u->next->prev = u->prev;
+  for (wuser **pp = &h->ub[user_bucket(h, u->uuid)]; *pp != NULL; pp = &(*pp)->hnext) {
     if (*pp == u) {
-      *pp = u->next;
+      *pp = u->hnext;
       break;
     }
   }
@@ -971,9 +993,7 @@ grpc_status_code watch__attach_locked(watch_hub *h, const char *user, wstream *w
       /* A user who just opened the app is about to talk: the busy interval
        * first, growing to the idle one after a minute of quiet. */
       u->moved_us = ts_mono_us();
-      u->next = h->users;
-      h->users = u;
-      h->n_users++;
+      user_link(h, u);
     }
   }
   if (*why != NULL) return GRPC_STATUS_RESOURCE_EXHAUSTED;
@@ -1049,6 +1069,15 @@ int watch_hub_new(store *st, const token_key *key, const watch_limits *lim, watc
   h->st = st;
   h->key = key;
   h->lim = *lim;
+  /* A chain per watched user at the cap (up to 65,536 chains, 512 KiB). */
+  size_t nb = 64;
+  while (nb < (size_t)lim->max_users && nb < 65536) nb *= 2;
+  h->ub = calloc(nb, sizeof *h->ub);
+  if (h->ub == NULL) {
+    free(h);
+    return -1;
+  }
+  h->ub_mask = nb - 1;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1062,6 +1091,7 @@ int watch_hub_new(store *st, const token_key *key, const watch_limits *lim, watc
   if (h->n_th == 0) {
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
+    free(h->ub);
     free(h);
     return -1;
   }
@@ -1077,6 +1107,7 @@ void watch_hub_free(watch_hub *h) {
   pthread_mutex_unlock(&h->mu);
   for (int i = 0; i < h->n_th; i++) pthread_join(h->th[i], NULL);
   while (h->users != NULL) user_unlink_free(h, h->users); /* no streams left */
+  free(h->ub);
   pthread_mutex_destroy(&h->mu);
   pthread_cond_destroy(&h->cv);
   free(h);

@@ -61,7 +61,8 @@ typedef struct wuser {
    * thread polling this user (polling set) touches them, without the lock. */
   wrow *rows;
   uint32_t n_rows, cap_rows;
-  struct wuser *next;
+  struct wuser *next, *prev; /* hub->users */
+  struct wuser *hnext;       /* hub->ub: its bucket's chain */
 } wuser;
 
 struct watch_hub {
@@ -70,7 +71,10 @@ struct watch_hub {
   watch_limits lim;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  wuser *users;
+  wuser *users;  /* every watched user, for the pollers' rounds */
+  wuser **ub;    /* owned: users by uuid hash, ub_mask + 1 chains, so a post
+                    finds its users in O(1) however many are watched */
+  size_t ub_mask;
   int n_users, n_streams; /* n_streams counts watches of both kinds */
   pthread_t th[WATCH_POLLERS_MAX];
   int n_th;
