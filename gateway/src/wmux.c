@@ -504,10 +504,9 @@ int wmux_free(wmux *m, int64_t until_us) {
   pthread_mutex_unlock(&m->mu);
   if (c != NULL) {
     /* Half-close first: messages-svc ends a half-closed call once its last
-     * watch is closed (every stream's watch was, before this). A cancel
-     * instead, racing the server's handler of a call opened just before,
-     * can leave the call unfreed on the server (lib/rpc). Cancelled if it
-     * has not ended within WMUX_CLOSE_WAIT_MS. */
+     * watch is closed (every stream's watch was, before this), so the call
+     * ends OK on both sides rather than as a cancel each side logs.
+     * Cancelled if it has not ended within WMUX_CLOSE_WAIT_MS. */
     rpc_stream_close_send(c->rpc);
     int64_t soft = ts_mono_us() + (int64_t)WMUX_CLOSE_WAIT_MS * 1000;
     pthread_mutex_lock(&m->mu);

@@ -314,9 +314,7 @@ static void test_cap(rpc_channel *ch) {
   rpc_status st;
   memset(&c, 0, sizeof c);
   CHECK(wa != NULL && wb != NULL);
-  /* Answered: the server's handler has run before the call is cancelled
-   * below (lib/rpc's server loses the done callback of a call cancelled
-   * before its handler starts: the integrator knows). */
+  /* Answered: both watches hold their places before the cap is tried. */
   CHECK(wait_for(&a.msgs, 1) && wait_for(&b.msgs, 1));
   CHECK(wmux_watch_start(m, "cap-c", "", on_msg, on_end, &c, &st) == NULL &&
         st.code == GRPC_STATUS_RESOURCE_EXHAUSTED);
