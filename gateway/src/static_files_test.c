@@ -25,7 +25,11 @@ static const char CSP_LOCAL[] =
 
 static void write_file(const char *dir, const char *rel, const char *text, size_t len) {
   char path[512];
-  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  int n = snprintf(path, sizeof path, "%s/%s", dir, rel);
+  if (n < 0 || (size_t)n >= sizeof path) {
+    fprintf(stderr, "path too long: %s/%s\n", dir, rel);
+    exit(2);
+  }
   FILE *f = fopen(path, "wb");
   if (f == NULL || fwrite(text, 1, len, f) != len) {
     perror(path);
