@@ -168,6 +168,8 @@ typedef struct tcache {
   int32_t *bucket;
   uint32_t mask;
   int32_t cap, count, free_head, oldest, newest;
+  int32_t fresh; /* e[fresh..cap) never used yet: free without a list, so
+                    an idle gateway has not touched the array's pages */
   size_t bytes; /* token bytes held, at most AUTH_CACHE_TOKEN_BYTES */
   int64_t last_sweep_s;
   EVP_MAC_CTX *mac; /* owned; SipHash keyed at init, copied for each hash */
@@ -175,8 +177,8 @@ typedef struct tcache {
 
 static void tcache_free_lists(tcache *c) {
   for (uint32_t i = 0; i <= c->mask; i++) c->bucket[i] = -1;
-  for (int32_t i = 0; i < c->cap; i++) c->e[i].next = i + 1 < c->cap ? i + 1 : -1;
-  c->free_head = 0;
+  c->free_head = -1;
+  c->fresh = 0;
   c->oldest = c->newest = -1;
   c->count = 0;
   c->bytes = 0;
@@ -292,9 +294,10 @@ static void tcache_insert(tcache *c, uint64_t h, const char *tok, size_t len, co
   }
   while (c->count > 0 && (c->count == c->cap || c->bytes + len > AUTH_CACHE_TOKEN_BYTES))
     tcache_remove(c, c->oldest);
-  int32_t i = c->free_head;
+  /* count < cap here: a freed entry, or else one never used. */
+  int32_t i = c->free_head >= 0 ? c->free_head : c->fresh++;
   centry *e = &c->e[i];
-  c->free_head = e->next;
+  if (i == c->free_head) c->free_head = e->next;
   e->h = h;
   e->tok = copy;
   e->tok_len = len;
