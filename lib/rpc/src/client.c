@@ -122,7 +122,7 @@ static rpc_channel *channel_open(const char *target, const char *const *retry_pa
   }
   pthread_mutex_init(&c->mu, NULL);
   c->ready_wait = retry_paths != NULL;
-  rpc__grpc_log_setup();
+  rpc__grpc_setup();
   grpc_init(); /* reference counted; balanced in rpc_channel_close */
   /* Reconnect: gRPC's default backoff (1 s x1.6 up to 120 s) left callers
    * failing for seconds after an upstream came back; capped at 1 s, a

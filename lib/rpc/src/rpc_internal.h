@@ -204,8 +204,13 @@ int rpc__call_expired(const rpc_call *c);
 /* Fills c->send_md with the x-request-id echo when there is one. */
 void rpc__call_prepare_md(rpc_call *c);
 
-/* Routes gRPC core's log lines through log_msg (JSON). Idempotent. */
-void rpc__grpc_log_setup(void);
+/* Once per process, before grpc_init: routes gRPC core's log lines through
+ * log_msg (JSON) and turns abseil's mutex deadlock detector off
+ * (absl_mutex.cc says why). Idempotent. */
+void rpc__grpc_setup(void);
+
+/* absl_mutex.cc (C++): absl::SetMutexDeadlockDetectionMode(kIgnore). */
+void rpc__absl_deadlock_detection_off(void);
 
 /* Decodes c->recv_buf as the method's input into the call's arena. Returns
  * the message, or NULL after finishing the call with INVALID_ARGUMENT (the
