@@ -1,8 +1,9 @@
-/* core_test.c - table-driven tests for uuid, ts, utf8 and cfg. */
+/* core_test.c - table-driven tests for uuid, ts, utf8, cfg and the log lines. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -11,6 +12,7 @@
 #include "cruddur/dbuf.h"
 #include "cruddur/jarena.h"
 #include "cruddur/jw.h"
+#include "cruddur/log.h"
 #include "cruddur/ts.h"
 #include "cruddur/utf8.h"
 #include "cruddur/uuid.h"
@@ -289,6 +291,60 @@ static void test_jarena(void) {
   CHECK(live == 0, "all freed: %zu live", live);
 }
 
+
+/* Runs fn with stderr sent to a pipe; the bytes written land in out. */
+static size_t capture_stderr(void (*fn)(void), char *out, size_t cap) {
+  int fds[2];
+  if (pipe(fds) != 0) return 0;
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  dup2(fds[1], STDERR_FILENO);
+  close(fds[1]);
+  fn();
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  ssize_t n = read(fds[0], out, cap - 1);
+  close(fds[0]);
+  out[n > 0 ? n : 0] = '\0';
+  return n > 0 ? (size_t)n : 0;
+}
+
+static void log_escapes(void) {
+  log_request("rpc", "/a\"b\\c", "OK\n\x01", -1234567, "id\tx");
+}
+
+static char g_long[3000];
+static void log_long(void) { log_request("rpc", g_long, "OK", 0, NULL); }
+
+static void test_log(void) {
+  char out[4096];
+  log_init("core-test");
+  capture_stderr(log_escapes, out, sizeof out);
+  CHECK(strstr(out, "\"svc\":\"core-test\"") != NULL, "component: %s", out);
+  /* The stamp (its second kept per thread) reads back as now, twice. */
+  for (int k = 0; k < 2; k++) {
+    const char *ts = strstr(out, "{\"ts\":\"");
+    char stamp[TS_STORED_LEN + 1] = "";
+    int64_t at = 0;
+    if (ts != NULL) snprintf(stamp, sizeof stamp, "%s", ts + 7);
+    CHECK(ts_parse_stored(stamp, &at) == 0 && llabs(at - ts_now_us()) < 5000000,
+          "line %d stamp %s", k, stamp);
+    if (k == 0) capture_stderr(log_escapes, out, sizeof out);
+  }
+  CHECK(strstr(out, ",\"kind\":\"rpc\",\"method\":\"/a\\\"b\\\\c\",\"status\":\"OK\\u000a\\u0001\","
+                    "\"duration_us\":-1234567,\"request_id\":\"id\\u0009x\"}\n") != NULL,
+        "escaped request line: %s", out);
+  /* A field longer than the line is cut; the line still ends "}\n" and
+   * no byte past the line's buffer is written. */
+  memset(g_long, 'm', sizeof g_long - 1);
+  g_long[100] = '"';
+  size_t n = capture_stderr(log_long, out, sizeof out);
+  CHECK(n > 1000 && n <= 2048, "cut line length %zu", n);
+  CHECK(n >= 2 && out[n - 2] == '}' && out[n - 1] == '\n', "cut line ends the object");
+  CHECK(strstr(out, "mmm\\\"mmm") != NULL, "escape inside a long run");
+  CHECK(strchr(out, '\n') == out + n - 1, "one line");
+}
+
 int main(void) {
   test_uuid();
   test_ts();
@@ -298,6 +354,7 @@ int main(void) {
   test_jw();
   test_arena();
   test_jarena();
+  test_log();
   if (failures) {
     fprintf(stderr, "core_test: %d failure(s)\n", failures);
     return 1;
