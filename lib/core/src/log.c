@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cruddur/jscan.h"
 #include "cruddur/ts.h"
 
 #define LOG_LINE_MAX 2048
@@ -28,35 +29,22 @@ void log_init(const char *component) {
   }
 }
 
-/* 1 for the bytes JSON takes as they are: everything but control bytes
- * (NUL ends the string), '"' and '\\'. */
-#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
-static const unsigned char json_plain[256] = {
-    R16(0), R16(0),                                 /* 0x00-0x1f */
-    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20-0x2f: '"' */
-    R16(1), R16(1),                                 /* 0x30-0x4f */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50-0x5f: '\\' */
-    R16(1), R16(1), R16(1), R16(1), R16(1),         /* 0x60-0xaf */
-    R16(1), R16(1), R16(1), R16(1), R16(1),         /* 0xb0-0xff */
-};
-#undef R16
-
 /* Appends s as JSON string content (without quotes), escaping what JSON
  * requires; stops silently at the buffer's end (the line is then cut).
- * Runs that need no escape (nearly every line) are found first and copied
- * whole: a request's line is a few hundred of these bytes. */
+ * Runs that need no escape (nearly every line) are found by jscan_plain
+ * and copied whole: a request's line is a few hundred of these bytes. */
 static size_t json_escape(char *dst, size_t cap, size_t pos, const char *s) {
   static const char hex[] = "0123456789abcdef";
   if (s == NULL) return pos;
+  const char *end = s + strlen(s);
   for (;;) {
-    size_t n = 0;
-    while (json_plain[(unsigned char)s[n]]) n++;
+    size_t n = (size_t)(jscan_plain(s, (size_t)(end - s)) - s);
     if (pos + n + 7 >= cap) n = cap > pos + 7 ? cap - pos - 7 : 0; /* room for one escape */
     memcpy(dst + pos, s, n);
     pos += n;
     s += n;
+    if (s == end || pos + 7 >= cap) return pos;
     unsigned char c = (unsigned char)*s;
-    if (c == '\0' || pos + 7 >= cap) return pos;
     dst[pos++] = '\\';
     if (c == '"' || c == '\\') {
       dst[pos++] = (char)c;

@@ -350,26 +350,28 @@ ProtobufCMessage *rpc__call_unpack(rpc_call *c, const ProtobufCMessageDescriptor
                                    grpc_byte_buffer *buf) {
   grpc_byte_buffer_reader reader;
   if (!grpc_byte_buffer_reader_init(&reader, buf)) return NULL; /* compressed badly */
-  ProtobufCAllocator alloc = {arena_pc_alloc, arena_pc_free, c};
-  ProtobufCMessage *m;
   /* A small request arrives as one slice: it is read where it lies (peek
    * lends a slice of buf, or of the reader's decompressed copy, valid
    * until the reader is destroyed below); readall would copy it into a new
    * slice first. A request in several slices is joined. */
-  grpc_slice *one = NULL, *more = NULL;
-  if (!grpc_byte_buffer_reader_peek(&reader, &one)) {
-    m = protobuf_c_message_unpack(desc, &alloc, 0, (const uint8_t *)"");
-  } else if (!grpc_byte_buffer_reader_peek(&reader, &more)) {
-    m = protobuf_c_message_unpack(desc, &alloc, GRPC_SLICE_LENGTH(*one),
-                                  GRPC_SLICE_START_PTR(*one));
-  } else {
-    grpc_byte_buffer_reader_destroy(&reader);
-    if (!grpc_byte_buffer_reader_init(&reader, buf)) return NULL;
-    grpc_slice body = grpc_byte_buffer_reader_readall(&reader);
-    m = protobuf_c_message_unpack(desc, &alloc, GRPC_SLICE_LENGTH(body),
-                                  GRPC_SLICE_START_PTR(body));
-    grpc_slice_unref(body);
+  grpc_slice *one = NULL, *more = NULL, joined = grpc_empty_slice();
+  const uint8_t *data = (const uint8_t *)"";
+  size_t len = 0;
+  if (grpc_byte_buffer_reader_peek(&reader, &one)) {
+    if (!grpc_byte_buffer_reader_peek(&reader, &more)) {
+      data = GRPC_SLICE_START_PTR(*one);
+      len = GRPC_SLICE_LENGTH(*one);
+    } else { /* readall reads from where the reader is: start it again */
+      grpc_byte_buffer_reader_destroy(&reader);
+      if (!grpc_byte_buffer_reader_init(&reader, buf)) return NULL;
+      joined = grpc_byte_buffer_reader_readall(&reader);
+      data = GRPC_SLICE_START_PTR(joined);
+      len = GRPC_SLICE_LENGTH(joined);
+    }
   }
+  ProtobufCAllocator alloc = {arena_pc_alloc, arena_pc_free, c};
+  ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, len, data);
+  grpc_slice_unref(joined);
   grpc_byte_buffer_reader_destroy(&reader);
   return m != NULL && !rpc__pb_has_field0(m) ? m : NULL;
 }
