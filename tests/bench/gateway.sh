@@ -160,10 +160,10 @@ with Stack() as s:
     ours = ("gateway", "users-svc", "messages-svc")
     pids = {n: s.procs[n].pid for n in ours + ("dynalite",)}
     # Ours and raw twice each, in the order ours, raw, raw, ours, so that a
-    # load change on the shared machine falls on both, and a drift (dynalite
-    # slows for a while after writes: LevelDB compacts) cancels out instead
-    # of always falling on whichever goes first; pinned (the targets) and
-    # unpinned.
+    # load change on the shared machine falls on both, and a drift of
+    # dynalite's rate within the run (a first raw run was seen 20% slower
+    # than the next ones) cancels out instead of always falling on whichever
+    # goes first; pinned (the targets) and unpinned.
     pair = {}
 
     def ours_run(mode, i):
