@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
@@ -416,16 +415,14 @@ static grpc_status_code unary_call(rpc_channel *ch, const ProtobufCServiceDescri
   }
 
   if (code == GRPC_STATUS_OK) {
-    grpc_byte_buffer_reader reader;
-    if (recv_buf == NULL || !grpc_byte_buffer_reader_init(&reader, recv_buf)) {
+    rpc__bytes in;
+    if (recv_buf == NULL || rpc__bytes_open(&in, recv_buf) != 0) {
       code = GRPC_STATUS_INTERNAL;
       grpc_slice_unref(details);
       details = grpc_slice_from_static_string("response message missing");
     } else {
-      grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-      grpc_byte_buffer_reader_destroy(&reader);
-      int bad = decode(user, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
-      grpc_slice_unref(all);
+      int bad = decode(user, in.data, in.len);
+      rpc__bytes_close(&in);
       if (bad) {
         code = GRPC_STATUS_INTERNAL;
         grpc_slice_unref(details);
@@ -678,14 +675,11 @@ static void stream_on_recv(rpc_stream *s, int ok) {
   grpc_byte_buffer *buf = s->recv_buf;
   s->recv_buf = NULL;
   if (!ok || buf == NULL) return; /* no more messages: the status follows */
-  grpc_byte_buffer_reader reader;
+  rpc__bytes in;
   ProtobufCMessage *msg = NULL;
-  if (grpc_byte_buffer_reader_init(&reader, buf)) {
-    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-    grpc_byte_buffer_reader_destroy(&reader);
-    msg = protobuf_c_message_unpack(s->out, NULL, GRPC_SLICE_LENGTH(all),
-                                    GRPC_SLICE_START_PTR(all));
-    grpc_slice_unref(all);
+  if (rpc__bytes_open(&in, buf) == 0) {
+    msg = protobuf_c_message_unpack(s->out, NULL, in.len, in.data);
+    rpc__bytes_close(&in);
   }
   grpc_byte_buffer_destroy(buf);
   if (msg == NULL) {

@@ -1,8 +1,10 @@
-/* pbcheck.c - protobuf-c next to gRPC: encoding a message for a send, and
- * what protobuf-c accepts on decode but a request may not hold. */
+/* pbcheck.c - protobuf-c next to gRPC: encoding a message for a send, the
+ * bytes of a received one, and what protobuf-c accepts on decode but a
+ * request may not hold. */
 #include "rpc_internal.h"
 
 #include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
 
 grpc_byte_buffer *rpc__pack(const ProtobufCMessage *m) {
@@ -13,6 +15,32 @@ grpc_byte_buffer *rpc__pack(const ProtobufCMessage *m) {
   grpc_byte_buffer *buf = grpc_raw_byte_buffer_create(&body, 1);
   grpc_slice_unref(body);
   return buf;
+}
+
+int rpc__bytes_open(rpc__bytes *b, grpc_byte_buffer *buf) {
+  b->joined = grpc_empty_slice();
+  b->data = (const uint8_t *)"";
+  b->len = 0;
+  if (!grpc_byte_buffer_reader_init(&b->reader, buf)) return -1;
+  /* peek lends the reader's slices without a copy; a second one means the
+   * bytes must be joined. */
+  grpc_slice *one = NULL, *more = NULL;
+  if (!grpc_byte_buffer_reader_peek(&b->reader, &one)) return 0; /* no bytes */
+  if (grpc_byte_buffer_reader_peek(&b->reader, &more)) {
+    /* readall reads on from where the reader is: start it again. */
+    grpc_byte_buffer_reader_destroy(&b->reader);
+    if (!grpc_byte_buffer_reader_init(&b->reader, buf)) return -1;
+    b->joined = grpc_byte_buffer_reader_readall(&b->reader);
+    one = &b->joined;
+  }
+  b->data = GRPC_SLICE_START_PTR(*one);
+  b->len = GRPC_SLICE_LENGTH(*one);
+  return 0;
+}
+
+void rpc__bytes_close(rpc__bytes *b) {
+  grpc_slice_unref(b->joined);
+  grpc_byte_buffer_reader_destroy(&b->reader);
 }
 
 /* protobuf-c decodes a field tag written as an overlong varint of 0 (e.g.

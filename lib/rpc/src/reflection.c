@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
 
 #include "cruddur/log.h"
@@ -452,14 +451,11 @@ void rpc__reflection_step(rpc_call *c, int ok) {
       stream_end(c, GRPC_STATUS_OK, NULL);
       return;
     }
-    grpc_byte_buffer_reader reader;
+    rpc__bytes in;
     int rc = -1;
-    if (grpc_byte_buffer_reader_init(&reader, c->recv_buf)) {
-      grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-      grpc_byte_buffer_reader_destroy(&reader);
-      rc = rpc__reflection_answer(c->srv->refl, GRPC_SLICE_START_PTR(all),
-                                  GRPC_SLICE_LENGTH(all), &c->send_buf);
-      grpc_slice_unref(all);
+    if (rpc__bytes_open(&in, c->recv_buf) == 0) {
+      rc = rpc__reflection_answer(c->srv->refl, in.data, in.len, &c->send_buf);
+      rpc__bytes_close(&in);
     }
     grpc_byte_buffer_destroy(c->recv_buf);
     c->recv_buf = NULL;

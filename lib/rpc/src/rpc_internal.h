@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 
 #include "cruddur/arena.h"
@@ -294,6 +295,22 @@ void rpc__reflection_step(rpc_call *c, int ok);
  * destroys it, or the batch's owner does). Aborts on out-of-memory, as
  * gRPC's own allocation does. */
 grpc_byte_buffer *rpc__pack(const ProtobufCMessage *m);
+
+/* The bytes of a received message (pbcheck.c): in place when they lie in
+ * one slice (of the buffer, or of the reader's decompressed copy), else
+ * joined into one new slice, which readall would make every time. */
+typedef struct rpc__bytes {
+  grpc_byte_buffer_reader reader;
+  grpc_slice joined; /* the bytes when they came in several slices */
+  const uint8_t *data;
+  size_t len;
+} rpc__bytes;
+
+/* Returns 0 with b->data / b->len valid until rpc__bytes_close (buf must
+ * live as long), or -1 when buf cannot be read (compressed badly; nothing
+ * to close). */
+int rpc__bytes_open(rpc__bytes *b, grpc_byte_buffer *buf);
+void rpc__bytes_close(rpc__bytes *b);
 
 /* 1 when m, or a message inside it, holds an unknown field numbered 0,
  * which protobuf-c decodes but cannot encode again (pbcheck.c): such a

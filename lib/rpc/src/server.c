@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
@@ -348,31 +347,11 @@ static int arm(rpc_server *srv, const rpc_method *m) {
 
 ProtobufCMessage *rpc__call_unpack(rpc_call *c, const ProtobufCMessageDescriptor *desc,
                                    grpc_byte_buffer *buf) {
-  grpc_byte_buffer_reader reader;
-  if (!grpc_byte_buffer_reader_init(&reader, buf)) return NULL; /* compressed badly */
-  /* A small request arrives as one slice: it is read where it lies (peek
-   * lends a slice of buf, or of the reader's decompressed copy, valid
-   * until the reader is destroyed below); readall would copy it into a new
-   * slice first. A request in several slices is joined. */
-  grpc_slice *one = NULL, *more = NULL, joined = grpc_empty_slice();
-  const uint8_t *data = (const uint8_t *)"";
-  size_t len = 0;
-  if (grpc_byte_buffer_reader_peek(&reader, &one)) {
-    if (!grpc_byte_buffer_reader_peek(&reader, &more)) {
-      data = GRPC_SLICE_START_PTR(*one);
-      len = GRPC_SLICE_LENGTH(*one);
-    } else { /* readall reads from where the reader is: start it again */
-      grpc_byte_buffer_reader_destroy(&reader);
-      if (!grpc_byte_buffer_reader_init(&reader, buf)) return NULL;
-      joined = grpc_byte_buffer_reader_readall(&reader);
-      data = GRPC_SLICE_START_PTR(joined);
-      len = GRPC_SLICE_LENGTH(joined);
-    }
-  }
+  rpc__bytes in;
+  if (rpc__bytes_open(&in, buf) != 0) return NULL; /* compressed badly */
   ProtobufCAllocator alloc = {arena_pc_alloc, arena_pc_free, c};
-  ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, len, data);
-  grpc_slice_unref(joined);
-  grpc_byte_buffer_reader_destroy(&reader);
+  ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, in.len, in.data);
+  rpc__bytes_close(&in);
   return m != NULL && !rpc__pb_has_field0(m) ? m : NULL;
 }
 
