@@ -465,8 +465,11 @@ int rpc__work_push(rpc_server *srv, rpc_work w) {
   }
   srv->queue[(srv->q_head + srv->q_len) % srv->q_cap] = w;
   srv->q_len++;
-  pthread_cond_signal(&srv->work_cv);
   pthread_mutex_unlock(&srv->mu);
+  /* After the unlock: a worker woken while we still held the mutex went
+   * straight back to sleep on it, two more futex calls per request. Safe:
+   * workers re-check q_len under the mutex, and srv outlives its workers. */
+  pthread_cond_signal(&srv->work_cv);
   return 0;
 }
 
