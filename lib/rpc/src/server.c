@@ -468,7 +468,9 @@ int rpc__work_push(rpc_server *srv, rpc_work w) {
   pthread_mutex_unlock(&srv->mu);
   /* After the unlock: a worker woken while we still held the mutex went
    * straight back to sleep on it, two more futex calls per request. Safe:
-   * workers re-check q_len under the mutex, and srv outlives its workers. */
+   * workers re-check q_len under the mutex, and srv is still alive here:
+   * the poller is joined before srv is freed, and a stream's submitter
+   * (rpc_sstream_submit) holds the stream, which the drain waits for. */
   pthread_cond_signal(&srv->work_cv);
   return 0;
 }
