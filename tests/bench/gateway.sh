@@ -160,7 +160,7 @@ with Stack() as s:
     # users-svc, messages-svc and dynalite): CPU time per request, by process.
     ours = ("gateway", "users-svc", "messages-svc")
     pids = {n: s.procs[n].pid for n in ours + ("dynalite",)}
-    # dynalite (4.0.0) keeps part of every request on its heap for good: with
+    # dynalite (4.0.0) keeps part of every Query on its heap for good: with
     # node --trace-gc its live heap after each full collection grew from 23 to
     # 217 MB over 20k Queries, and RSS passes 1 GB within a minute of load.
     # Its collections grow with that heap, so its rate drifts through a run
@@ -204,7 +204,7 @@ with Stack() as s:
     run("gateway GET /api/message_groups", gw + "/api/message_groups", "gateway_auth.lua", env, cpu=pids)
     # POST into the existing group, with messages-svc restarted before and
     # after so that its request counter covers these posts alone, on a fresh
-    # dynalite (see the GET pairs: its heap grows with every request).
+    # dynalite (see the GET pairs: its heap grows with every Query).
     s.restart("dynalite")
     pids["dynalite"] = layout_pids["dynalite"] = s.procs["dynalite"].pid
     pin(layout_pids, pinned)
