@@ -160,6 +160,13 @@ with Stack() as s:
     # users-svc, messages-svc and dynalite): CPU time per request, by process.
     ours = ("gateway", "users-svc", "messages-svc")
     pids = {n: s.procs[n].pid for n in ours + ("dynalite",)}
+
+    def fresh_dynalite():
+        """A new dynalite process (its data stays on disk), pinned as before."""
+        s.restart("dynalite")
+        pids["dynalite"] = layout_pids["dynalite"] = s.procs["dynalite"].pid
+        pin(layout_pids, pinned)
+
     # dynalite (4.0.0) keeps part of every Query on its heap for good: with
     # node --trace-gc its live heap after each full collection grew from 23 to
     # 217 MB over 20k Queries, and RSS passes 1 GB within a minute of load.
@@ -169,9 +176,7 @@ with Stack() as s:
     # (its data is on disk), both paths warm, and alternate in short runs,
     # ours, raw, raw, ours, three times per layout, so the drift falls on
     # both alike; each side's rate is its mean over its six runs.
-    s.restart("dynalite")
-    pids["dynalite"] = layout_pids["dynalite"] = s.procs["dynalite"].pid
-    pin(layout_pids, pinned)
+    fresh_dynalite()
     wrk(gw + "/api/messages/" + group, "gateway_auth.lua", env, duration=2)
     wrk(s.ddb_url + "/", "gateway_ddb_query.lua", env, duration=2)
     pair_secs, blocks = max(2, secs // 2), 3
@@ -205,9 +210,7 @@ with Stack() as s:
     # POST into the existing group, with messages-svc restarted before and
     # after so that its request counter covers these posts alone, on a fresh
     # dynalite (see the GET pairs: its heap grows with every Query).
-    s.restart("dynalite")
-    pids["dynalite"] = layout_pids["dynalite"] = s.procs["dynalite"].pid
-    pin(layout_pids, pinned)
+    fresh_dynalite()
     s.restart("messages-svc")
     pids["messages-svc"] = s.procs["messages-svc"].pid
     warm, deadline = 0, time.time() + 10
