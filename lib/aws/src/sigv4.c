@@ -6,58 +6,11 @@
 #include "sigv4.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* ---- SHA-256 and HMAC ---------------------------------------------------- */
-
-/* Fetched once: an implicit fetch by name ("EVP_sha256()" in each
- * EVP_DigestInit) costs a provider lookup with locks on every digest. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
-
-/* sha256_md lives as long as the process (reachable from the static, so
- * LeakSanitizer does not count it). */
-
-typedef struct span {
-  const void *p;
-  size_t n;
-} span;
-
-/* SHA-256 of the concatenated parts. 0 ok, -1 OpenSSL failed. */
-static int sha256_parts(const span *parts, size_t nparts, unsigned char out[32]) {
-  pthread_once(&sha256_once, sha256_fetch);
-  if (!sha256_md) return -1;
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  int ok = ctx && EVP_DigestInit_ex2(ctx, sha256_md, NULL);
-  for (size_t i = 0; ok && i < nparts; i++) ok = EVP_DigestUpdate(ctx, parts[i].p, parts[i].n);
-  ok = ok && EVP_DigestFinal_ex(ctx, out, NULL);
-  EVP_MD_CTX_free(ctx);
-  return ok ? 0 : -1;
-}
-
-/* HMAC-SHA256 (RFC 2104) on the pre-fetched digest: OpenSSL 3's HMAC()
- * fetches the MAC by name on every call, which costs more than the hashing
- * of a short string to sign. */
-static int hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
-                       unsigned char out[32]) {
-  unsigned char k0[64] = {0}, pad[64], inner[32];
-  int rc = 0;
-  if (klen > sizeof k0) rc = sha256_parts(&(span){key, klen}, 1, k0);
-  else memcpy(k0, key, klen);
-  for (size_t i = 0; i < sizeof pad; i++) pad[i] = k0[i] ^ 0x36;
-  if (rc == 0) rc = sha256_parts((span[]){{pad, sizeof pad}, {msg, mlen}}, 2, inner);
-  for (size_t i = 0; i < sizeof pad; i++) pad[i] = k0[i] ^ 0x5c;
-  if (rc == 0) rc = sha256_parts((span[]){{pad, sizeof pad}, {inner, sizeof inner}}, 2, out);
-  OPENSSL_cleanse(k0, sizeof k0);
-  OPENSSL_cleanse(pad, sizeof pad);
-  OPENSSL_cleanse(inner, sizeof inner);
-  return rc;
-}
+/* ---- hex ------------------------------------------------------------------ */
 
 static void to_hex(const unsigned char *b, size_t n, char *hex) {
   static const char digits[] = "0123456789abcdef";
@@ -70,7 +23,7 @@ static void to_hex(const unsigned char *b, size_t n, char *hex) {
 
 int sigv4_sha256_hex(const void *data, size_t len, char hex[65]) {
   unsigned char h[32];
-  if (sha256_parts(&(span){data, len}, 1, h) != 0) return -1;
+  if (sha256(data, len, h) != 0) return -1;
   to_hex(h, sizeof h, hex);
   return 0;
 }
@@ -326,6 +279,7 @@ static bool date8_ok(const char *d) {
 
 void sigv4_key_wipe(sigv4_key *key) {
   OPENSSL_cleanse(key->k, sizeof key->k);
+  sha256_hmac_free(&key->mac);
   key->creds_id = 0;
   key->date[0] = key->region[0] = key->service[0] = '\0';
 }
@@ -345,10 +299,11 @@ int sigv4_key_get(sigv4_key *key, uint64_t creds_id, const char *secret, const c
   memcpy(k0, "AWS4", 4);
   memcpy(k0 + 4, secret, sl + 1);
   unsigned char a[32], b[32];
-  int rc = hmac_sha256(k0, sl + 4, date8, 8, a);
-  if (rc == 0) rc = hmac_sha256(a, 32, region, strlen(region), b);
-  if (rc == 0) rc = hmac_sha256(b, 32, service, strlen(service), a);
-  if (rc == 0) rc = hmac_sha256(a, 32, "aws4_request", 12, key->k);
+  int rc = sha256_hmac_once(k0, sl + 4, date8, 8, a);
+  if (rc == 0) rc = sha256_hmac_once(a, 32, region, strlen(region), b);
+  if (rc == 0) rc = sha256_hmac_once(b, 32, service, strlen(service), a);
+  if (rc == 0) rc = sha256_hmac_once(a, 32, "aws4_request", 12, key->k);
+  if (rc == 0) rc = sha256_hmac_init(&key->mac, key->k, sizeof key->k);
   OPENSSL_cleanse(k0, sl + 4);
   free(k0);
   OPENSSL_cleanse(a, sizeof a);
@@ -384,7 +339,7 @@ int sigv4_string_to_sign(const char *amz_date, const char *region, const char *s
 
 int sigv4_signature(const sigv4_key *key, const char *sts, size_t sts_len, char sig[65]) {
   unsigned char mac[32];
-  if (hmac_sha256(key->k, sizeof key->k, sts, sts_len, mac) != 0) return -1;
+  if (sha256_hmac_sign(&key->mac, sts, sts_len, mac) != 0) return -1;
   to_hex(mac, sizeof mac, sig);
   return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "cruddur/dbuf.h"
+#include "cruddur/sha256.h"
 
 #define SIGV4_MAX_HEADERS 32
 #define SIGV4_SCOPE_PART_MAX 64 /* region and service, each */
@@ -55,6 +56,7 @@ typedef struct sigv4_key {
   char date[9];      /* "YYYYMMDD" */
   char region[SIGV4_SCOPE_PART_MAX], service[SIGV4_SCOPE_PART_MAX];
   unsigned char k[32];
+  sha256_hmac mac;      /* k's HMAC states (owned), so a signature skips the pads */
   uint64_t derivations; /* how many times the key was derived (tests) */
 } sigv4_key;
 

@@ -1,4 +1,4 @@
-/* core_test.c - table-driven tests for uuid, ts, utf8, cfg and the log lines. */
+/* core_test.c - table-driven tests for uuid, ts, utf8, cfg, sha256 and the log lines. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "cruddur/jarena.h"
 #include "cruddur/jw.h"
 #include "cruddur/log.h"
+#include "cruddur/sha256.h"
 #include "cruddur/ts.h"
 #include "cruddur/utf8.h"
 #include "cruddur/uuid.h"
@@ -347,6 +348,65 @@ static void test_log(void) {
   CHECK(strchr(out, '\n') == out + n - 1, "one line");
 }
 
+static void hex32(const unsigned char b[32], char out[65]) {
+  for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* RFC 4231's HMAC-SHA256 vectors (1, 2, 4: short keys; 6, 7: a 131-byte
+ * key, hashed first) and FIPS 180-2's "abc", each through the shared keyed
+ * state and the one-off call. */
+static void test_sha256(void) {
+  unsigned char k20[20], k25[25], d50[50], k131[131];
+  memset(k20, 0x0b, sizeof k20);
+  for (int i = 0; i < 25; i++) k25[i] = (unsigned char)(i + 1);
+  memset(d50, 0xcd, sizeof d50);
+  memset(k131, 0xaa, sizeof k131);
+  static const char m7[] =
+      "This is a test using a larger than block-size key and a larger than block-size data. "
+      "The key needs to be hashed before being used by the HMAC algorithm.";
+  static const char m6[] = "Test Using Larger Than Block-Size Key - Hash Key First";
+  const struct {
+    const char *name;
+    const void *key, *msg;
+    size_t klen, mlen;
+    const char *want;
+  } cases[] = {
+      {"rfc4231 1", k20, "Hi There", sizeof k20, 8,
+       "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+      {"rfc4231 2", "Jefe", "what do ya want for nothing?", 4, 28,
+       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+      {"rfc4231 4", k25, d50, sizeof k25, sizeof d50,
+       "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"},
+      {"rfc4231 6", k131, m6, sizeof k131, sizeof m6 - 1,
+       "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+      {"rfc4231 7", k131, m7, sizeof k131, sizeof m7 - 1,
+       "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
+  };
+  unsigned char mac[32];
+  char hex[65];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    sha256_hmac h = {0};
+    CHECK(sha256_hmac_init(&h, cases[i].key, cases[i].klen) == 0);
+    for (int twice = 0; twice < 2; twice++) { /* a keyed state signs again */
+      memset(mac, 0, sizeof mac);
+      CHECK(sha256_hmac_sign(&h, cases[i].msg, cases[i].mlen, mac) == 0);
+      hex32(mac, hex);
+      if (strcmp(hex, cases[i].want) != 0) {
+        fprintf(stderr, "%s: got %s\n", cases[i].name, hex);
+        failures++;
+      }
+    }
+    sha256_hmac_free(&h);
+    CHECK(sha256_hmac_sign(&h, "x", 1, mac) == -1); /* freed: empty */
+    CHECK(sha256_hmac_once(cases[i].key, cases[i].klen, cases[i].msg, cases[i].mlen, mac) == 0);
+    hex32(mac, hex);
+    CHECK(strcmp(hex, cases[i].want) == 0);
+  }
+  CHECK(sha256("abc", 3, mac) == 0);
+  hex32(mac, hex);
+  CHECK(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+}
+
 int main(void) {
   test_uuid();
   test_ts();
@@ -357,6 +417,7 @@ int main(void) {
   test_arena();
   test_jarena();
   test_log();
+  test_sha256();
   if (failures) {
     fprintf(stderr, "core_test: %d failure(s)\n", failures);
     return 1;
