@@ -90,9 +90,13 @@ static int serve(void) {
   };
   msgs_svc svc;
   memset(&svc, 0, sizeof svc);
-  int k = token_key_init(&svc.key, getenv("PAGE_TOKEN_SECRET"));
+  const char *secret = getenv("PAGE_TOKEN_SECRET");
+  int k = token_key_init(&svc.key, secret);
   if (k < 0) {
-    fprintf(stderr, "PAGE_TOKEN_SECRET is malformed: at least 32 bytes\n");
+    if (secret != NULL && secret[0] != '\0' && strlen(secret) < 32)
+      fprintf(stderr, "PAGE_TOKEN_SECRET is malformed: at least 32 bytes\n");
+    else
+      fprintf(stderr, "cannot set up the page-token key: out of memory or OpenSSL failed\n");
     return 2;
   }
   if (k == 1)
@@ -101,6 +105,7 @@ static int serve(void) {
   aws_client *ddb = ddb_from_env();
   if (msgs_svc_init(&svc, ddb, table, (size_t)cache) != 0) {
     fprintf(stderr, "out of memory\n");
+    token_key_free(&svc.key);
     aws_client_free(ddb);
     return 1;
   }

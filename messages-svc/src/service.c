@@ -35,6 +35,7 @@ int msgs_svc_init(msgs_svc *svc, aws_client *ddb, const char *table, size_t cach
 void msgs_svc_destroy(msgs_svc *svc) {
   mcache_free(svc->cache);
   svc->cache = NULL;
+  token_key_free(&svc->key);
   pthread_mutex_destroy(&svc->health_mu);
 }
 

@@ -25,8 +25,9 @@ typedef struct msgs_svc {
 } msgs_svc;
 
 /* Sets up the state; the key must be initialised by the caller. Returns 0,
- * or -1 on out-of-memory (nothing to free). */
+ * or -1 on out-of-memory (nothing to free but the caller's key). */
 int msgs_svc_init(msgs_svc *svc, aws_client *ddb, const char *table, size_t cache_entries);
+/* Frees the state, the key included. */
 void msgs_svc_destroy(msgs_svc *svc);
 
 /* The rpc_service for cruddur.messages.v1.MessagesService (static storage). */

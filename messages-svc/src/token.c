@@ -5,10 +5,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #define TOKEN_VERSION "v1"
 #define PAYLOAD_MAX 320
@@ -73,21 +70,17 @@ static long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
 int token_key_init(token_key *k, const char *secret) {
   if (secret == NULL || secret[0] == '\0') {
     unsigned char b[32];
-    if (RAND_bytes(b, sizeof b) != 1) return -1;
-    memcpy(k->bytes, b, sizeof b);
-    k->len = sizeof b;
-    return 1;
+    int rc = RAND_bytes(b, sizeof b) == 1 ? sha256_hmac_init(&k->mac, b, sizeof b) : -1;
+    OPENSSL_cleanse(b, sizeof b);
+    return rc == 0 ? 1 : -1;
   }
   size_t n = strlen(secret);
   if (n < 32) return -1;
-  if (n > sizeof k->bytes) {
-    SHA256((const unsigned char *)secret, n, k->bytes);
-    k->len = SHA256_DIGEST_LENGTH;
-  } else {
-    memcpy(k->bytes, secret, n);
-    k->len = n;
-  }
-  return 0;
+  return sha256_hmac_init(&k->mac, secret, n);
+}
+
+void token_key_free(token_key *k) {
+  sha256_hmac_free(&k->mac);
 }
 
 static int field_ok(const char *s) {
@@ -102,16 +95,13 @@ int token_encode(const token_key *k, token_kind kind, const char *caller, const 
   int n = snprintf(payload, sizeof payload, "%s|%c|%s|%s|%s|%s", TOKEN_VERSION, (char)kind, caller,
                    pk, pos->sk, pos->last_sk);
   if (n < 0 || (size_t)n >= sizeof payload) return -1;
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  if (HMAC(EVP_sha256(), k->bytes, (int)k->len, (const unsigned char *)payload, (size_t)n, mac,
-           &mac_len) == NULL)
-    return -1;
+  unsigned char mac[32];
+  if (sha256_hmac_sign(&k->mac, payload, (size_t)n, mac) != 0) return -1;
   char buf[TOKEN_MAX + 1];
   /* 320 bytes of payload -> 427 chars, + '.' + 43: fits TOKEN_MAX. */
   size_t o = b64_encode((const unsigned char *)payload, (size_t)n, buf);
   buf[o++] = '.';
-  o += b64_encode(mac, mac_len, buf + o);
+  o += b64_encode(mac, sizeof mac, buf + o);
   if (o > TOKEN_MAX) return -1;
   memcpy(out, buf, o + 1);
   return 0;
@@ -129,11 +119,9 @@ int token_decode(const token_key *k, const char *token, token_kind kind, const c
   if (pn <= 0) return -1;
   unsigned char mac_in[64];
   long mn = b64_decode(dot + 1, len - (size_t)(dot + 1 - token), mac_in, sizeof mac_in);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  if (HMAC(EVP_sha256(), k->bytes, (int)k->len, payload, (size_t)pn, mac, &mac_len) == NULL)
-    return -1;
-  if (mn != (long)mac_len || CRYPTO_memcmp(mac, mac_in, mac_len) != 0) return -1;
+  unsigned char mac[32];
+  if (sha256_hmac_sign(&k->mac, payload, (size_t)pn, mac) != 0) return -1;
+  if (mn != (long)sizeof mac || CRYPTO_memcmp(mac, mac_in, sizeof mac) != 0) return -1;
   payload[pn] = '\0';
   if (memchr(payload, '\0', (size_t)pn) != NULL) return -1;
 

@@ -11,14 +11,18 @@
 
 #include <stddef.h>
 
+#include "cruddur/sha256.h"
+
 #define TOKEN_MAX 512      /* longest token we produce or accept */
 #define TOKEN_FIELD_MAX 80 /* longest key value in a position */
 
 typedef enum { TOKEN_MESSAGES = 'm', TOKEN_GROUPS = 'g', TOKEN_WATCH = 'w' } token_kind;
 
+/* The MAC key, as HMAC states (so a token costs no key set-up). Owned;
+ * zero-initialise, release with token_key_free. Read-only once set: the
+ * workers share one. */
 typedef struct token_key {
-  unsigned char bytes[64];
-  size_t len;
+  sha256_hmac mac;
 } token_key;
 
 /* The position a page ends at: the sort key of the last returned item, and
@@ -28,11 +32,14 @@ typedef struct token_pos {
   char last_sk[TOKEN_FIELD_MAX + 1];
 } token_pos;
 
-/* Sets the key from `secret` (>= 32 bytes; longer secrets are hashed to 32),
- * or from 32 random bytes when secret is NULL or empty. Returns 0; 1 when a
- * random key was made; -1 when secret is shorter than 32 bytes or randomness
- * failed (key untouched). */
+/* Sets the empty key *k from `secret` (>= 32 bytes; longer than 64 are
+ * hashed, as HMAC does), or from 32 random bytes when secret is NULL or
+ * empty. Returns 0; 1 when a random key was made; -1 when secret is shorter
+ * than 32 bytes, or randomness or memory failed (*k stays empty). */
 int token_key_init(token_key *k, const char *secret);
+
+/* Frees and wipes the key; *k is empty again. */
+void token_key_free(token_key *k);
 
 /* Encodes a token into out (TOKEN_MAX + 1 bytes). Returns 0, or -1 when a
  * field is too long or holds '|' (out untouched). */

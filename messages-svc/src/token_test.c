@@ -12,13 +12,41 @@ static const char *PK1 = "MSG#33333333-3333-4333-8333-333333333333";
 static const char *PK2 = "MSG#44444444-4444-4444-8444-444444444444";
 static const char *SK = "2024-01-02T03:04:05.678901Z#55555555-5555-4555-8555-555555555555";
 
+/* Tokens made by the previous implementation (OpenSSL's HMAC()), for the
+ * two keys below and the position SK of U1 in PK1: tokens handed out before
+ * an upgrade must stay valid after it. */
+static const char *LONG_SECRET =
+    "a-secret-longer-than-one-sha256-block-of-64-bytes-so-it-is-hashed-first!";
+static const char *OLD_PAYLOAD =
+    "djF8bXwxMTExMTExMS0xMTExLTQxMTEtODExMS0xMTExMTExMTExMTF8TVNHIzMzMzMzMzMzLTMzMzMtNDMzMy04MzMz"
+    "LTMzMzMzMzMzMzMzM3wyMDI0LTAxLTAyVDAzOjA0OjA1LjY3ODkwMVojNTU1NTU1NTUtNTU1NS00NTU1LTg1NTUtNTU1"
+    "NTU1NTU1NTU1fA";
+static const char *OLD_MAC = "58n4wE9VxhsJEDUZ3NB1vFEeT3IO_ihYsM260TNm4Sw";
+static const char *OLD_MAC_LONG = "6Jq3Ox5U8AOTJxVvFple2vdOPLzcpTPdrJFYwfdx_CM";
+
+static void check_old_token(const token_key *key, const char *mac) {
+  char old[TOKEN_MAX + 1], tok[TOKEN_MAX + 1];
+  snprintf(old, sizeof old, "%s.%s", OLD_PAYLOAD, mac);
+  token_pos pos, got;
+  memset(&pos, 0, sizeof pos);
+  strcpy(pos.sk, SK);
+  CHECK(token_encode(key, TOKEN_MESSAGES, U1, PK1, &pos, tok) == 0);
+  CHECK(strcmp(tok, old) == 0);
+  memset(&got, 0, sizeof got);
+  CHECK(token_decode(key, old, TOKEN_MESSAGES, U1, PK1, &got) == 0);
+  CHECK(strcmp(got.sk, SK) == 0);
+}
+
 int main(void) {
-  token_key k, k2, kr;
+  token_key k = {0}, k2 = {0}, kr = {0}, kl = {0};
   CHECK(token_key_init(&k, "0123456789abcdef0123456789abcdef") == 0);
-  CHECK(token_key_init(&k2, "another-secret-that-is-long-enough!!") == 0);
-  CHECK(token_key_init(&kr, NULL) == 1);
   CHECK(token_key_init(&k2, "short") == -1);
   CHECK(token_key_init(&k2, "another-secret-that-is-long-enough!!") == 0);
+  CHECK(token_key_init(&kr, NULL) == 1);
+  CHECK(token_key_init(&kl, LONG_SECRET) == 0);
+
+  check_old_token(&k, OLD_MAC);
+  check_old_token(&kl, OLD_MAC_LONG);
 
   token_pos pos, got;
   memset(&pos, 0, sizeof pos);
@@ -96,6 +124,11 @@ int main(void) {
   strcpy(evil.sk, "a|b");
   CHECK(token_encode(&k, TOKEN_MESSAGES, U1, PK1, &evil, t3) == -1);
 
+  token_key_free(&k);
+  token_key_free(&k2);
+  token_key_free(&kr);
+  token_key_free(&kl);
+  token_key_free(&kl); /* freeing twice is harmless */
   if (failures) return 1;
   printf("token_test: ok\n");
   return 0;

@@ -14,7 +14,7 @@ static const char *SK = "2024-01-02T03:04:05.678901Z#55555555-5555-4555-8555-555
 static const char *LOW = "2024-01-02T03:03:50.678901Z";
 
 int main(void) {
-  token_key k, k2;
+  token_key k = {0}, k2 = {0};
   CHECK(token_key_init(&k, "0123456789abcdef0123456789abcdef") == 0);
   CHECK(token_key_init(&k2, "another-secret-that-is-long-enough!!") == 0);
 
@@ -88,6 +88,8 @@ int main(void) {
   int64_t us;
   CHECK(watch_pos_time(SK, &us) == 0 && watch_pos_time("2024", &us) == -1);
 
+  token_key_free(&k);
+  token_key_free(&k2);
   if (failures) return 1;
   printf("watch_token_test: ok\n");
   return 0;
