@@ -93,8 +93,8 @@ static int serve(void) {
   const char *secret = getenv("PAGE_TOKEN_SECRET");
   int k = token_key_init(&svc.key, secret);
   if (k < 0) {
-    if (secret != NULL && secret[0] != '\0' && strlen(secret) < 32)
-      fprintf(stderr, "PAGE_TOKEN_SECRET is malformed: at least 32 bytes\n");
+    if (secret != NULL && secret[0] != '\0' && strlen(secret) < TOKEN_SECRET_MIN)
+      fprintf(stderr, "PAGE_TOKEN_SECRET is malformed: at least %d bytes\n", TOKEN_SECRET_MIN);
     else
       fprintf(stderr, "cannot set up the page-token key: out of memory or OpenSSL failed\n");
     return 2;

@@ -75,7 +75,7 @@ int token_key_init(token_key *k, const char *secret) {
     return rc == 0 ? 1 : -1;
   }
   size_t n = strlen(secret);
-  if (n < 32) return -1;
+  if (n < TOKEN_SECRET_MIN) return -1;
   return sha256_hmac_init(&k->mac, secret, n);
 }
 

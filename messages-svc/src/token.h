@@ -13,8 +13,9 @@
 
 #include "cruddur/sha256.h"
 
-#define TOKEN_MAX 512      /* longest token we produce or accept */
-#define TOKEN_FIELD_MAX 80 /* longest key value in a position */
+#define TOKEN_MAX 512       /* longest token we produce or accept */
+#define TOKEN_FIELD_MAX 80  /* longest key value in a position */
+#define TOKEN_SECRET_MIN 32 /* shortest PAGE_TOKEN_SECRET accepted, in bytes */
 
 typedef enum { TOKEN_MESSAGES = 'm', TOKEN_GROUPS = 'g', TOKEN_WATCH = 'w' } token_kind;
 
@@ -32,10 +33,10 @@ typedef struct token_pos {
   char last_sk[TOKEN_FIELD_MAX + 1];
 } token_pos;
 
-/* Sets the empty key *k from `secret` (>= 32 bytes; longer than 64 are
+/* Sets the empty key *k from `secret` (>= TOKEN_SECRET_MIN bytes; over 64 are
  * hashed, as HMAC does), or from 32 random bytes when secret is NULL or
  * empty. Returns 0; 1 when a random key was made; -1 when secret is shorter
- * than 32 bytes, or randomness or memory failed (*k stays empty). */
+ * than TOKEN_SECRET_MIN, or randomness or memory failed (*k stays empty). */
 int token_key_init(token_key *k, const char *secret);
 
 /* Frees and wipes the key; *k is empty again. */

@@ -172,13 +172,12 @@ with Stack() as s:
     # 217 MB over 20k Queries, and RSS passes 1 GB within a minute of load.
     # Its collections grow with that heap, so its rate drifts through a run
     # (back-to-back raw runs of 3 s: 728 to 1,196 req/s) and a long pause
-    # lands on whichever run it hits. So the pairs start on a fresh dynalite
-    # (its data is on disk), both paths warm, and alternate in short runs,
-    # ours, raw, raw, ours, three times per layout, so the drift falls on
+    # lands on whichever run it hits. So the pairs alternate in short runs,
+    # ours, raw, raw, ours, three blocks per layout, so the drift falls on
     # both alike; each side's rate is its mean over its six runs. Each block
-    # starts on its own fresh dynalite: over one layout's twelve runs the
-    # raw rate still fell by half (1,717 to 923/s pinned), which made the
-    # last block decide the ratio.
+    # starts on a fresh dynalite (its data is on disk) with both paths warm:
+    # with one per layout the raw rate still fell by half over its twelve
+    # runs (1,717 to 923/s pinned), and the last block decided the ratio.
     pair_secs, blocks = max(2, secs // 2), 3
     runs = {}
 
